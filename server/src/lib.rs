@@ -1,0 +1,1 @@
+//! The `respite-server` library: config, reactors, connections and the command table.

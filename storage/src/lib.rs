@@ -1,0 +1,1 @@
+//! Respite's storage engine. No sockets, no RESP: usable as an embedded library.
