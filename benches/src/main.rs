@@ -1,5 +1,30 @@
-//! The load harness (`cargo run -p respite-benches --release -- compare`) lives here.
+//! `respite-benches`: the load harness that runs respite-server side by side with
+//! redis-server on this machine, in one run, and reports ratios.
+//!
+//! `cargo run -p respite-benches --release -- compare [--quick]` (see `--help`).
+//! The criterion benches of the protocol and the engine live in `benches/benches/`.
+
+mod compare;
 
 fn main() {
-    eprintln!("respite-benches: the compare harness is not built yet");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("compare") => {
+            let result = compare::Options::parse(&args[1..]).and_then(compare::run);
+            match result {
+                Ok(Some(dir)) => println!("results written to {}", dir.display()),
+                Ok(None) => {}
+                Err(e) => {
+                    eprintln!("compare: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        _ => {
+            eprintln!(
+                "usage: respite-benches compare [options]   (compare --help for the options)"
+            );
+            std::process::exit(2);
+        }
+    }
 }

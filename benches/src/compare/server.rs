@@ -1,0 +1,233 @@
+//! Starting, probing and stopping the servers under test: always on 127.0.0.1,
+//! always on a free port, always in a fresh data folder.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which server, and with which persistence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    /// redis-server with `--appendonly no --save ''`: the reference row.
+    RedisNoPersist,
+    /// redis-server with `--appendonly yes --appendfsync <mode> --save ''`.
+    Redis,
+    /// respite-server with `--appendfsync <mode>`.
+    Respite,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::RedisNoPersist => "redis-nopersist",
+            System::Redis => "redis",
+            System::Respite => "respite",
+        }
+    }
+}
+
+/// A server process the harness started. Killed on drop if still running.
+pub struct Server {
+    pub system: System,
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    program: PathBuf,
+    mode: String,
+}
+
+/// How long a server may take to answer its first PING (a large AOF load included).
+const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Server {
+    /// Starts `system` in `dir` (created if missing) with fsync mode `mode` and waits
+    /// until it answers PING. Returns the server and the time from spawn to first PONG.
+    pub fn start(
+        system: System,
+        program: &Path,
+        dir: &Path,
+        mode: &str,
+    ) -> Result<(Server, Duration), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let port = free_port()?;
+        let mut server = Server {
+            system,
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+            program: program.to_path_buf(),
+            mode: mode.to_string(),
+        };
+        let took = server.spawn()?;
+        Ok((server, took))
+    }
+
+    fn spawn(&mut self) -> Result<Duration, String> {
+        let mut cmd = Command::new(&self.program);
+        let port = self.port.to_string();
+        let dir = self.dir.display().to_string();
+        match self.system {
+            System::RedisNoPersist | System::Redis => {
+                let aof = if self.system == System::Redis {
+                    "yes"
+                } else {
+                    "no"
+                };
+                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+                    .args([
+                        "--save",
+                        "",
+                        "--appendonly",
+                        aof,
+                        "--appendfsync",
+                        &self.mode,
+                    ])
+                    .args(["--daemonize", "no", "--protected-mode", "yes"]);
+            }
+            System::Respite => {
+                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+                    .args(["--appendfsync", &self.mode]);
+            }
+        }
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", self.system.name())))
+            .map_err(|e| format!("create log in {}: {e}", self.dir.display()))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("clone log handle: {e}"))?;
+        let started = Instant::now();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", self.program.display()))?;
+        self.child = Some(child);
+        self.wait_ready(started)?;
+        Ok(started.elapsed())
+    }
+
+    /// Polls with PING until the server answers +PONG. Polling is the measurement here
+    /// (time to first successful PING), bounded by READY_TIMEOUT.
+    fn wait_ready(&mut self, started: Instant) -> Result<(), String> {
+        loop {
+            if ping(self.port) {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "{} exited with {status} before answering PING (log in {})",
+                    self.system.name(),
+                    self.dir.display()
+                ));
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(format!(
+                    "{} did not answer PING in time",
+                    self.system.name()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Resident set size of the server process, in bytes.
+    pub fn rss_bytes(&self) -> Result<u64, String> {
+        let pid = self.pid().ok_or("server not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("read /proc/{pid}/status: {e}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+    }
+
+    /// Graceful stop (SIGTERM: both servers flush and sync on it), waiting for exit.
+    pub fn stop(&mut self) -> Result<(), String> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{} did not stop on SIGTERM", self.system.name()));
+                }
+            }
+        }
+    }
+
+    /// Stops gracefully, starts again on the same data and port, and returns the time
+    /// from spawn to the first PONG.
+    pub fn restart(&mut self) -> Result<Duration, String> {
+        self.stop()?;
+        self.spawn()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid is
+    // our own child's, which we have not yet reaped, so it cannot name another process.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local_addr: {e}"))
+}
+
+/// True if the server on `port` answers PING with +PONG (not -LOADING).
+pub fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < 7 {
+        match s.read(&mut buf[got..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got += n,
+        }
+        if buf[0] != b'+' {
+            return false;
+        }
+    }
+    &buf[..7] == b"+PONG\r\n"
+}
