@@ -74,6 +74,9 @@ pub struct Decoder {
     ranges: Vec<(usize, usize)>,
     /// The error returned, returned again on every later call: the stream cannot resync.
     failed: Option<ProtocolError>,
+    /// Bytes looked at while searching for line ends, for the no-rescan tests.
+    #[cfg(test)]
+    examined: usize,
 }
 
 /// What one inline line turned into.
@@ -97,6 +100,8 @@ impl Decoder {
             scanned: 0,
             ranges: Vec::new(),
             failed: None,
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
@@ -259,6 +264,10 @@ impl Decoder {
     ) -> Result<Option<usize>, ProtocolError> {
         let from = self.scanned.max(start);
         let found = find_cr(buf.get(from..).unwrap_or_default()).map(|i| from + i);
+        #[cfg(test)]
+        {
+            self.examined += found.map_or(buf.len(), |cr| cr + 1).saturating_sub(from);
+        }
         match found {
             Some(cr) if cr + 1 < buf.len() => {
                 self.scanned = cr + 2;
@@ -283,7 +292,12 @@ impl Decoder {
     /// Parses one inline line at the front of `buf`.
     fn inline(&mut self, buf: &mut BytesMut) -> Result<Inline, ProtocolError> {
         let from = self.scanned.min(buf.len());
-        let Some(nl) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
+        let found = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i);
+        #[cfg(test)]
+        {
+            self.examined += found.map_or(buf.len(), |nl| nl + 1) - from;
+        }
+        let Some(nl) = found else {
             self.scanned = buf.len();
             return if buf.len() > self.limits.max_inline_len {
                 Err(ProtocolError::TooBigInlineRequest)
@@ -555,6 +569,52 @@ mod tests {
                 "{line:?}"
             );
         }
+    }
+
+    /// Feeds `input` in `chunk`-byte reads; the commands decoded and the bytes examined.
+    fn trickle(input: &[u8], chunk: usize) -> (usize, usize) {
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut commands = 0;
+        for piece in input.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while d.decode(&mut buf).unwrap().is_some() {
+                commands += 1;
+            }
+        }
+        (commands, d.examined)
+    }
+
+    #[test]
+    fn no_rescans_of_a_trickling_command() {
+        // 20000 arguments arriving 3 bytes at a time: each line is searched once.
+        let mut wire = BytesMut::new();
+        let args: Vec<String> = (0..20_000).map(|i| format!("arg{i}")).collect();
+        crate::encode_command(&args, &mut wire);
+        let (commands, examined) = trickle(&wire, 3);
+        assert_eq!(commands, 1);
+        assert!(
+            examined <= wire.len(),
+            "examined {examined} of {} bytes",
+            wire.len()
+        );
+
+        // A 60 KB inline line and a long count line, one byte at a time.
+        let mut line = vec![b'a'; 60_000];
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(trickle(&line, 1), (1, line.len()));
+        let mut line = b"*".to_vec();
+        line.extend(std::iter::repeat_n(b'0', 60_000));
+        line.extend_from_slice(b"1\r\n$1\r\nx\r\n");
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        for &b in &line {
+            buf.extend_from_slice(&[b]);
+            if d.decode(&mut buf).is_err() {
+                break;
+            }
+        }
+        assert!(d.examined <= line.len());
     }
 
     #[test]
