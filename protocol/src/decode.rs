@@ -168,7 +168,11 @@ impl Decoder {
                 let Some(&first) = buf.first() else {
                     return Ok(None);
                 };
-                if first != b'*' {
+                if first == b'*' {
+                    if let Some(args) = self.fast_multibulk(buf) {
+                        return Ok(Some(args));
+                    }
+                } else {
                     match self.inline(buf)? {
                         Inline::Command(args) => return Ok(Some(args)),
                         Inline::Skipped => continue,
@@ -243,14 +247,68 @@ impl Decoder {
             self.bulk_len = None;
             self.remaining -= 1;
         }
-        let frame = buf.split_to(self.pos).freeze();
-        let args = self
-            .ranges
-            .iter()
-            .map(|&(s, e)| frame.slice(s..e))
-            .collect();
+        let end = self.pos;
+        Ok(Some(self.finish(buf, end)))
+    }
+
+    /// The fast path for the request every client sends: a whole `*<n>` multibulk of
+    /// `$<len>` bulks with canonical numbers and CRLF line ends, already in `buf`. Parses it in
+    /// one pass without saving resumable state. Anything else (a partial or large command, a
+    /// number the limits or the auth rules refuse, an odd byte) returns `None` having changed
+    /// nothing, and the general path decides, with Redis's exact rules and errors.
+    #[inline]
+    fn fast_multibulk(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
+        /// Commands with more arguments take the general path, which keeps its place across
+        /// reads: reparsing a partial one from the start here would cost O(n) per read.
+        const FAST_MAX_ARGS: usize = 64;
+        let (count, mut p) = fast_number(buf, 1)?;
+        if count == 0
+            || count > FAST_MAX_ARGS
+            || count > self.limits.max_multibulk_len
+            || (self.auth_required && count > UNAUTH_MAX_MULTIBULK as usize)
+        {
+            return None;
+        }
+        self.ranges.clear();
+        for _ in 0..count {
+            if buf.get(p) != Some(&b'$') {
+                return self.fast_fail();
+            }
+            let Some((len, start)) = fast_number(buf, p + 1) else {
+                return self.fast_fail();
+            };
+            if len > self.limits.max_bulk_len
+                || (self.auth_required && len > UNAUTH_MAX_BULK as usize)
+                || buf.len() < start + len + 2
+            {
+                return self.fast_fail();
+            }
+            self.ranges.push((start, start + len));
+            p = start + len + 2;
+        }
+        Some(self.finish(buf, p))
+    }
+
+    #[cold]
+    fn fast_fail(&mut self) -> Option<Vec<Bytes>> {
+        self.ranges.clear();
+        None
+    }
+
+    /// Splits the finished command (`buf[..end]`) off `buf` and slices its arguments out of it.
+    fn finish(&mut self, buf: &mut BytesMut, end: usize) -> Vec<Bytes> {
+        let mut frame = buf.split_to(end).freeze();
+        let mut args = Vec::with_capacity(self.ranges.len());
+        if let Some((&(last_start, last_end), rest)) = self.ranges.split_last() {
+            args.extend(rest.iter().map(|&(s, e)| frame.slice(s..e)));
+            // The frame itself becomes the last argument: one reference count less to take
+            // and drop per command.
+            frame.truncate(last_end);
+            frame.advance(last_start);
+            args.push(frame);
+        }
         self.reset_frame();
-        Ok(Some(args))
+        args
     }
 
     /// Finds the `\r` ending the line that starts at `start`, resuming where the last call
@@ -343,6 +401,31 @@ impl Default for Decoder {
     fn default() -> Self {
         Decoder::new(Limits::default())
     }
+}
+
+/// `<digits>\r\n` at `buf[i..]` as the fast path accepts it: a canonical non-negative number
+/// of at most 12 digits (so no overflow), ended by CRLF; the number and the offset after it.
+#[inline]
+fn fast_number(buf: &[u8], i: usize) -> Option<(usize, usize)> {
+    let mut value: usize = 0;
+    let mut j = i;
+    loop {
+        let c = *buf.get(j)?;
+        if c == b'\r' {
+            break;
+        }
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 || j - i >= 12 {
+            return None;
+        }
+        value = value * 10 + usize::from(digit);
+        j += 1;
+    }
+    let digits = j - i;
+    if digits == 0 || (digits > 1 && buf[i] == b'0') || *buf.get(j + 1)? != b'\n' {
+        return None;
+    }
+    Some((value, j + 2))
 }
 
 /// The first `\r` in `s`. Count lines are a few bytes long, where a plain loop beats memchr's
