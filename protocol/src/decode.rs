@@ -1,5 +1,4 @@
 //! The incremental request decoder.
-
 //!
 //! The rules are those of Redis 7's `processMultibulkBuffer` and `processInlineBuffer`
 //! (networking.c) and `sdssplitargs` (sds.c). Where Redis is lenient we are too, so a client
@@ -24,9 +23,9 @@ use crate::ProtocolError;
 
 /// Redis's limits for a client that still has to authenticate (`authRequired`): at most this
 /// many arguments...
-const UNAUTH_MAX_MULTIBULK: i64 = 10;
+const UNAUTH_MAX_MULTIBULK: usize = 10;
 /// ...of at most this many bytes each.
-const UNAUTH_MAX_BULK: i64 = 16384;
+const UNAUTH_MAX_BULK: usize = 16384;
 /// Argument slots kept between commands; one huge command must not pin its slot vector.
 const RANGES_KEEP: usize = 1024;
 
@@ -189,7 +188,9 @@ impl Decoder {
                             || n < 0
                     })
                     .ok_or(ProtocolError::InvalidMultibulkLength)?;
-                if count > UNAUTH_MAX_MULTIBULK && self.auth_required {
+                if self.auth_required
+                    && usize::try_from(count).is_ok_and(|n| n > UNAUTH_MAX_MULTIBULK)
+                {
                     return Err(ProtocolError::UnauthenticatedMultibulkLength);
                 }
                 let next = cr + 2;
@@ -228,7 +229,7 @@ impl Decoder {
                         .and_then(|n| usize::try_from(n).ok())
                         .filter(|&n| n <= self.limits.max_bulk_len)
                         .ok_or(ProtocolError::InvalidBulkLength)?;
-                    if len > UNAUTH_MAX_BULK as usize && self.auth_required {
+                    if len > UNAUTH_MAX_BULK && self.auth_required {
                         return Err(ProtocolError::UnauthenticatedBulkLength);
                     }
                     self.pos = cr + 2;
@@ -265,7 +266,7 @@ impl Decoder {
         if count == 0
             || count > FAST_MAX_ARGS
             || count > self.limits.max_multibulk_len
-            || (self.auth_required && count > UNAUTH_MAX_MULTIBULK as usize)
+            || (self.auth_required && count > UNAUTH_MAX_MULTIBULK)
         {
             return None;
         }
@@ -278,7 +279,7 @@ impl Decoder {
                 return self.fast_fail();
             };
             if len > self.limits.max_bulk_len
-                || (self.auth_required && len > UNAUTH_MAX_BULK as usize)
+                || (self.auth_required && len > UNAUTH_MAX_BULK)
                 || buf.len() < start + len + 2
             {
                 return self.fast_fail();
