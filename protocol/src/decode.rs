@@ -280,7 +280,7 @@ impl Decoder {
             };
             if len > self.limits.max_bulk_len
                 || (self.auth_required && len > UNAUTH_MAX_BULK)
-                || buf.len() < start + len + 2
+                || buf.len() < start.saturating_add(len).saturating_add(2)
             {
                 return self.fast_fail();
             }
@@ -405,7 +405,8 @@ impl Default for Decoder {
 }
 
 /// `<digits>\r\n` at `buf[i..]` as the fast path accepts it: a canonical non-negative number
-/// of at most 12 digits (so no overflow), ended by CRLF; the number and the offset after it.
+/// of at most 9 digits (no overflow even in a 32-bit usize; proto-max-bulk-len has 9), ended
+/// by CRLF; the number and the offset after it.
 #[inline]
 fn fast_number(buf: &[u8], i: usize) -> Option<(usize, usize)> {
     let mut value: usize = 0;
@@ -416,7 +417,7 @@ fn fast_number(buf: &[u8], i: usize) -> Option<(usize, usize)> {
             break;
         }
         let digit = c.wrapping_sub(b'0');
-        if digit > 9 || j - i >= 12 {
+        if digit > 9 || j - i >= 9 {
             return None;
         }
         value = value * 10 + usize::from(digit);
