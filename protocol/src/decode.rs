@@ -34,7 +34,7 @@ const RANGES_KEEP: usize = 1024;
 pub struct Limits {
     /// `proto-max-bulk-len`: the largest bulk string a client may send. Default 512 MiB.
     pub max_bulk_len: usize,
-    /// The largest multibulk count. Default 1024 * 1024.
+    /// The largest multibulk count. Default `i32::MAX`, as Redis 7 (`ll > INT_MAX`).
     pub max_multibulk_len: usize,
     /// `PROTO_INLINE_MAX_SIZE`: the longest inline line (and the longest `*`/`$` count line).
     /// Default 64 KiB.
@@ -45,7 +45,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bulk_len: 512 * 1024 * 1024,
-            max_multibulk_len: 1024 * 1024,
+            max_multibulk_len: i32::MAX as usize,
             max_inline_len: 64 * 1024,
         }
     }

@@ -152,7 +152,7 @@ fn limits_can_change() {
         Limits::default(),
         Limits {
             max_bulk_len: 512 << 20,
-            max_multibulk_len: 1 << 20,
+            max_multibulk_len: i32::MAX as usize,
             max_inline_len: 64 << 10
         }
     );
