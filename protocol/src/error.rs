@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use bytes::{BufMut, BytesMut};
+
 /// A malformed request. `Display` prints the exact Redis error line without the leading
 /// `-` and without CRLF, e.g. `ERR Protocol error: invalid bulk length`.
 ///
@@ -24,6 +26,10 @@ pub enum ProtocolError {
     TooBigBulkCountString,
     /// An inline line whose quotes do not balance (sdssplitargs failed).
     UnbalancedQuotes,
+    /// More than 10 arguments from a client that has not authenticated yet.
+    UnauthenticatedMultibulkLength,
+    /// A bulk longer than 16384 bytes from a client that has not authenticated yet.
+    UnauthenticatedBulkLength,
 }
 
 impl ProtocolError {
@@ -40,15 +46,45 @@ impl ProtocolError {
             }
             ProtocolError::TooBigBulkCountString => "ERR Protocol error: too big bulk count string",
             ProtocolError::UnbalancedQuotes => "ERR Protocol error: unbalanced quotes in request",
+            ProtocolError::UnauthenticatedMultibulkLength => {
+                "ERR Protocol error: unauthenticated multibulk length"
+            }
+            ProtocolError::UnauthenticatedBulkLength => {
+                "ERR Protocol error: unauthenticated bulk length"
+            }
         }
     }
+}
+
+impl ProtocolError {
+    /// Appends the exact reply Redis sends for this error, `-ERR Protocol error: ...\r\n`.
+    ///
+    /// Prefer this to formatting with `Display` when the offending byte of
+    /// [`ProtocolError::ExpectedDollar`] may be non-ASCII: Redis sends that byte raw, while
+    /// `Display` has to produce UTF-8.
+    pub fn write_reply(&self, out: &mut BytesMut) {
+        out.put_u8(b'-');
+        out.extend_from_slice(self.text().as_bytes());
+        if let ProtocolError::ExpectedDollar(c) = *self {
+            out.put_u8(reply_safe(c));
+            out.put_u8(b'\'');
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Redis formats this error with `addReplyErrorFormat`, which turns CR and LF into spaces so
+/// the reply stays one line.
+fn reply_safe(c: u8) -> u8 {
+    if c == b'\r' || c == b'\n' { b' ' } else { c }
 }
 
 impl fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.text())?;
-        if let ProtocolError::ExpectedDollar(c) = self {
-            write!(f, "{}'", char::from(*c))?;
+        if let ProtocolError::ExpectedDollar(c) = *self {
+            // Non-ASCII bytes show as the Latin-1 character; see `write_reply` for raw bytes.
+            write!(f, "{}'", char::from(reply_safe(c)))?;
         }
         Ok(())
     }
