@@ -35,7 +35,19 @@ impl Server {
 
     /// Starts a server on the data directory `dir`.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(None, dir, extra)
+    }
+
+    /// Starts a server with a config file as first argument (flags follow it).
+    pub fn start_with_config(conf: &Path, dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(Some(conf), dir, extra)
+    }
+
+    fn spawn(conf: Option<&Path>, dir: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
+        if let Some(conf) = conf {
+            cmd.arg(conf);
+        }
         cmd.args(["--port", "0", "--bind", "127.0.0.1", "--dir"])
             .arg(dir)
             .args(extra)
