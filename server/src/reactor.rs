@@ -130,6 +130,7 @@ impl Reactor {
                     }
                 }
             }
+            self.refresh_config();
             if woke {
                 self.on_wake();
             }
@@ -425,8 +426,8 @@ impl Reactor {
         }
     }
 
-    fn tick(&mut self, now: Instant) {
-        self.next_tick = now + TICK;
+    /// Picks up CONFIG SET changes (one atomic load when nothing changed).
+    fn refresh_config(&mut self) {
         let epoch = self.shared.config_epoch.load(Ordering::SeqCst);
         if epoch != self.cached.epoch {
             self.cached = Cached {
@@ -438,6 +439,10 @@ impl Reactor {
                 c.set_limits(limits);
             }
         }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.next_tick = now + TICK;
         // instantaneous_ops_per_sec over roughly the last second.
         let stats = &self.shared.reactors[self.id].stats;
         let elapsed = now.duration_since(self.last_ops.0);
