@@ -28,6 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use respite_storage::Engine;
 use slog::{Logger, info, o, warn};
 
+pub use cmd::REDIS_VERSION;
 pub use config::{Config, ConfigError};
 use reactor::{Reactor, WAKER};
 use shared::{ReactorStats, Remote, Shared, ShutdownSignal, now_ms};
@@ -224,7 +225,7 @@ impl Server {
                 .map_err(io_err("can't start a reactor thread"))?;
             handles.push(handle);
         }
-        info!(log, "Ready to accept connections tcp"; "port" => port, "bind" => config.bind.join(" "), "dir" => %config.dir.display());
+        slog::log!(log, slog::Level::Info, "always", "Ready to accept connections tcp"; "port" => port, "bind" => config.bind.join(" "), "dir" => %config.dir.display());
         Ok(Server {
             port,
             shared,
