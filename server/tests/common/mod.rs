@@ -126,15 +126,21 @@ impl Server {
     /// Waits (bounded) for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        for _ in 0..3000 {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
+        let pid = i32::try_from(child.id()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(PATIENCE) {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                // SAFETY: kill(2) on the child we spawned; its waiter thread still holds it.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                panic!("server did not exit");
             }
-            // Polling the child's exit; not a synchronisation with the server's work.
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = child.kill();
-        panic!("server did not exit");
     }
 
     /// SIGKILL.
