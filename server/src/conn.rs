@@ -296,6 +296,16 @@ impl Connection {
         }
     }
 
+    /// Queues a WAITAOF answer: `[1, 0]` once `gsn` is durable, `[0, 0]` at the deadline.
+    fn push_waitaof(&mut self, gsn: Gsn, deadline: Option<Instant>) {
+        self.output.extend_from_slice(WAITAOF_OK);
+        self.held.push_back(Held {
+            gsn,
+            len: WAITAOF_OK.len(),
+            kind: HeldKind::WaitAof { deadline },
+        });
+    }
+
     /// Encodes a reply at the end of the output; held when it is an unsynced write under
     /// `always` or when something before it is held.
     fn push(&mut self, reply: &Reply, gsn: Gsn, hold: bool) {
@@ -394,5 +404,107 @@ impl Connection {
         self.can_read = false;
         self.closing = true;
         self.input.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+
+    use bytes::Bytes;
+    use parking_lot::Mutex;
+    use respite_protocol::{Limits, Version};
+
+    use super::*;
+    use crate::shared::ClientMeta;
+
+    fn connection() -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let meta = Arc::new(ClientMeta {
+            id: 1,
+            addr: String::new(),
+            laddr: String::new(),
+            fd: 0,
+            created: Instant::now(),
+            name: Mutex::new(Bytes::new()),
+            lib: Mutex::new((Bytes::new(), Bytes::new())),
+            db: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            last_cmd: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            omem: AtomicUsize::new(0),
+            qbuf: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
+            reactor: 0,
+        });
+        let client = Client {
+            meta,
+            db: 0,
+            version: Version::Resp2,
+            authed: true,
+            last_write_gsn: 0,
+        };
+        let conn = Connection::new(
+            TcpStream::from_std(ours),
+            client,
+            Decoder::new(Limits::default()),
+        );
+        (conn, peer)
+    }
+
+    fn sendable(c: &Connection) -> &[u8] {
+        &c.output[..c.sendable]
+    }
+
+    #[test]
+    fn replies_behind_a_held_write_wait_for_it() {
+        let (mut c, _peer) = connection();
+        let now = Instant::now();
+        c.push(&Reply::Integer(0), 0, false);
+        c.push(&Reply::ok(), 5, true);
+        c.push(&Reply::Integer(1), 0, false);
+        c.push(&Reply::ok(), 9, true);
+        assert_eq!(sendable(&c), b":0\r\n");
+        assert!(!c.release(4, None, now));
+        assert!(c.release(5, None, now));
+        assert_eq!(sendable(&c), b":0\r\n+OK\r\n:1\r\n");
+        assert!(c.is_holding());
+        assert!(c.release(9, None, now));
+        assert_eq!(sendable(&c), b":0\r\n+OK\r\n:1\r\n+OK\r\n");
+        assert!(!c.is_holding());
+    }
+
+    #[test]
+    fn a_sync_failure_turns_held_writes_into_misconf_errors() {
+        let (mut c, _peer) = connection();
+        let now = Instant::now();
+        c.push(&Reply::ok(), 3, true);
+        c.push(&Reply::bulk("v"), 0, false);
+        c.push(&Reply::Integer(7), 6, true);
+        c.push_waitaof(6, None);
+        assert!(c.release(3, Some("fsync failed on 000.log: EIO"), now));
+        let out = String::from_utf8(sendable(&c).to_vec()).unwrap();
+        let misconf = "-MISCONF Errors writing to the AOF file: fsync failed on 000.log: EIO.";
+        assert!(out.starts_with("+OK\r\n$1\r\nv\r\n"), "{out}");
+        assert!(out.contains(misconf), "{out}");
+        assert!(out.ends_with("*2\r\n:0\r\n:0\r\n"), "{out}");
+        assert!(!c.is_holding());
+    }
+
+    #[test]
+    fn waitaof_answers_zero_at_its_deadline() {
+        let (mut c, _peer) = connection();
+        let now = Instant::now();
+        c.push_waitaof(10, Some(now));
+        c.push(&Reply::simple("PONG"), 0, false);
+        assert!(c.release(5, None, now));
+        assert_eq!(sendable(&c), b"*2\r\n:0\r\n:0\r\n+PONG\r\n");
+        c.push_waitaof(10, None);
+        assert!(!c.release(9, None, now));
+        assert!(c.release(10, None, now));
+        assert!(sendable(&c).ends_with(b"*2\r\n:1\r\n:0\r\n"));
     }
 }
