@@ -278,12 +278,7 @@ impl Connection {
                 After::WaitAof { gsn, timeout_ms } => {
                     let deadline = (timeout_ms > 0)
                         .then(|| Instant::now() + Duration::from_millis(timeout_ms));
-                    self.output.extend_from_slice(WAITAOF_OK);
-                    self.held.push_back(Held {
-                        gsn,
-                        len: WAITAOF_OK.len(),
-                        kind: HeldKind::WaitAof { deadline },
-                    });
+                    self.push_waitaof(gsn, deadline);
                 }
             }
         }
