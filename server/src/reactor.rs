@@ -52,7 +52,8 @@ pub struct Reactor {
     free: Vec<usize>,
     /// Connections to drive again without waiting for an event (fairness yield).
     again: Vec<usize>,
-    holding: usize,
+    /// Indices of the connections holding replies for durability (each once).
+    holders: Vec<usize>,
     next_target: usize,
     cached: Cached,
     next_tick: Instant,
@@ -84,7 +85,7 @@ impl Reactor {
             conns: Vec::new(),
             free: Vec::new(),
             again: Vec::new(),
-            holding: 0,
+            holders: Vec::new(),
             next_target: 0,
             cached: Cached { epoch, config },
             next_tick: Instant::now() + TICK,
@@ -134,7 +135,7 @@ impl Reactor {
             if woke {
                 self.on_wake();
             }
-            if self.holding > 0 {
+            if !self.holders.is_empty() {
                 self.release_held();
             }
             for i in std::mem::take(&mut self.again) {
@@ -159,11 +160,11 @@ impl Reactor {
         }
         let now = Instant::now();
         let mut until = self.next_tick;
-        if self.holding > 0 {
-            for c in self.conns.iter().flatten() {
-                if let Some(d) = c.next_deadline() {
-                    until = until.min(d);
-                }
+        for &i in &self.holders {
+            if let Some(Some(c)) = self.conns.get(i)
+                && let Some(d) = c.next_deadline()
+            {
+                until = until.min(d);
             }
         }
         until.saturating_duration_since(now)
@@ -305,14 +306,14 @@ impl Reactor {
         self.conns[index] = Some(Connection::new(stream, client, decoder));
     }
 
-    /// Keeps `holding` equal to the number of connections with held replies.
-    fn count_holding(holding: &mut usize, c: &mut Connection) {
+    /// Keeps `holders` listing exactly the connections with held replies.
+    fn track_holding(holders: &mut Vec<usize>, i: usize, c: &mut Connection) {
         let now = c.is_holding();
         if now != c.counted_holding {
             if now {
-                *holding += 1;
-            } else {
-                *holding -= 1;
+                holders.push(i);
+            } else if let Some(at) = holders.iter().position(|&h| h == i) {
+                holders.swap_remove(at);
             }
             c.counted_holding = now;
         }
@@ -327,7 +328,7 @@ impl Reactor {
         };
         let stats = &shared.reactors[self.id].stats;
         let outcome = c.drive(&shared, stats, settings);
-        Self::count_holding(&mut self.holding, c);
+        Self::track_holding(&mut self.holders, i, c);
         if c.shutdown_requested {
             shared.shutdown.trigger();
         }
@@ -373,8 +374,10 @@ impl Reactor {
         let Some(mut c) = slot.take() else {
             return;
         };
-        if c.counted_holding {
-            self.holding -= 1;
+        if c.counted_holding
+            && let Some(at) = self.holders.iter().position(|&h| h == i)
+        {
+            self.holders.swap_remove(at);
         }
         let _ = self.poll.registry().deregister(&mut c.stream);
         let id = c.client.meta.id;
@@ -399,9 +402,8 @@ impl Reactor {
             let failure = self.shared.engine.sync_failure();
             let now = Instant::now();
             let mut released = Vec::new();
-            for (i, c) in self.conns.iter_mut().enumerate() {
-                if let Some(c) = c
-                    && c.is_holding()
+            for &i in &self.holders {
+                if let Some(Some(c)) = self.conns.get_mut(i)
                     && c.release(durable, failure.as_deref(), now)
                 {
                     released.push(i);
@@ -410,7 +412,7 @@ impl Reactor {
             for i in released {
                 self.drive(i);
             }
-            if self.holding == 0 {
+            if self.holders.is_empty() {
                 wants.store(false, Ordering::SeqCst);
                 return;
             }
