@@ -143,6 +143,11 @@ impl Server {
         }
     }
 
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
