@@ -1,5 +1,4 @@
 //! The incremental request decoder.
-
 //!
 //! The rules are those of Redis 7's `processMultibulkBuffer` and `processInlineBuffer`
 //! (networking.c) and `sdssplitargs` (sds.c). Where Redis is lenient we are too, so a client
@@ -24,9 +23,9 @@ use crate::ProtocolError;
 
 /// Redis's limits for a client that still has to authenticate (`authRequired`): at most this
 /// many arguments...
-const UNAUTH_MAX_MULTIBULK: i64 = 10;
+const UNAUTH_MAX_MULTIBULK: usize = 10;
 /// ...of at most this many bytes each.
-const UNAUTH_MAX_BULK: i64 = 16384;
+const UNAUTH_MAX_BULK: usize = 16384;
 /// Argument slots kept between commands; one huge command must not pin its slot vector.
 const RANGES_KEEP: usize = 1024;
 
@@ -168,7 +167,11 @@ impl Decoder {
                 let Some(&first) = buf.first() else {
                     return Ok(None);
                 };
-                if first != b'*' {
+                if first == b'*' {
+                    if let Some(args) = self.fast_multibulk(buf) {
+                        return Ok(Some(args));
+                    }
+                } else {
                     match self.inline(buf)? {
                         Inline::Command(args) => return Ok(Some(args)),
                         Inline::Skipped => continue,
@@ -185,7 +188,9 @@ impl Decoder {
                             || n < 0
                     })
                     .ok_or(ProtocolError::InvalidMultibulkLength)?;
-                if count > UNAUTH_MAX_MULTIBULK && self.auth_required {
+                if self.auth_required
+                    && usize::try_from(count).is_ok_and(|n| n > UNAUTH_MAX_MULTIBULK)
+                {
                     return Err(ProtocolError::UnauthenticatedMultibulkLength);
                 }
                 let next = cr + 2;
@@ -224,7 +229,7 @@ impl Decoder {
                         .and_then(|n| usize::try_from(n).ok())
                         .filter(|&n| n <= self.limits.max_bulk_len)
                         .ok_or(ProtocolError::InvalidBulkLength)?;
-                    if len > UNAUTH_MAX_BULK as usize && self.auth_required {
+                    if len > UNAUTH_MAX_BULK && self.auth_required {
                         return Err(ProtocolError::UnauthenticatedBulkLength);
                     }
                     self.pos = cr + 2;
@@ -243,14 +248,68 @@ impl Decoder {
             self.bulk_len = None;
             self.remaining -= 1;
         }
-        let frame = buf.split_to(self.pos).freeze();
-        let args = self
-            .ranges
-            .iter()
-            .map(|&(s, e)| frame.slice(s..e))
-            .collect();
+        let end = self.pos;
+        Ok(Some(self.finish(buf, end)))
+    }
+
+    /// The fast path for the request every client sends: a whole `*<n>` multibulk of
+    /// `$<len>` bulks with canonical numbers and CRLF line ends, already in `buf`. Parses it in
+    /// one pass without saving resumable state. Anything else (a partial or large command, a
+    /// number the limits or the auth rules refuse, an odd byte) returns `None` having changed
+    /// nothing, and the general path decides, with Redis's exact rules and errors.
+    #[inline]
+    fn fast_multibulk(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
+        /// Commands with more arguments take the general path, which keeps its place across
+        /// reads: reparsing a partial one from the start here would cost O(n) per read.
+        const FAST_MAX_ARGS: usize = 64;
+        let (count, mut p) = fast_number(buf, 1)?;
+        if count == 0
+            || count > FAST_MAX_ARGS
+            || count > self.limits.max_multibulk_len
+            || (self.auth_required && count > UNAUTH_MAX_MULTIBULK)
+        {
+            return None;
+        }
+        self.ranges.clear();
+        for _ in 0..count {
+            if buf.get(p) != Some(&b'$') {
+                return self.fast_fail();
+            }
+            let Some((len, start)) = fast_number(buf, p + 1) else {
+                return self.fast_fail();
+            };
+            if len > self.limits.max_bulk_len
+                || (self.auth_required && len > UNAUTH_MAX_BULK)
+                || buf.len() < start.saturating_add(len).saturating_add(2)
+            {
+                return self.fast_fail();
+            }
+            self.ranges.push((start, start + len));
+            p = start + len + 2;
+        }
+        Some(self.finish(buf, p))
+    }
+
+    #[cold]
+    fn fast_fail(&mut self) -> Option<Vec<Bytes>> {
+        self.ranges.clear();
+        None
+    }
+
+    /// Splits the finished command (`buf[..end]`) off `buf` and slices its arguments out of it.
+    fn finish(&mut self, buf: &mut BytesMut, end: usize) -> Vec<Bytes> {
+        let mut frame = buf.split_to(end).freeze();
+        let mut args = Vec::with_capacity(self.ranges.len());
+        if let Some((&(last_start, last_end), rest)) = self.ranges.split_last() {
+            args.extend(rest.iter().map(|&(s, e)| frame.slice(s..e)));
+            // The frame itself becomes the last argument: one reference count less to take
+            // and drop per command.
+            frame.truncate(last_end);
+            frame.advance(last_start);
+            args.push(frame);
+        }
         self.reset_frame();
-        Ok(Some(args))
+        args
     }
 
     /// Finds the `\r` ending the line that starts at `start`, resuming where the last call
@@ -343,6 +402,32 @@ impl Default for Decoder {
     fn default() -> Self {
         Decoder::new(Limits::default())
     }
+}
+
+/// `<digits>\r\n` at `buf[i..]` as the fast path accepts it: a canonical non-negative number
+/// of at most 9 digits (no overflow even in a 32-bit usize; proto-max-bulk-len has 9), ended
+/// by CRLF; the number and the offset after it.
+#[inline]
+fn fast_number(buf: &[u8], i: usize) -> Option<(usize, usize)> {
+    let mut value: usize = 0;
+    let mut j = i;
+    loop {
+        let c = *buf.get(j)?;
+        if c == b'\r' {
+            break;
+        }
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 || j - i >= 9 {
+            return None;
+        }
+        value = value * 10 + usize::from(digit);
+        j += 1;
+    }
+    let digits = j - i;
+    if digits == 0 || (digits > 1 && buf[i] == b'0') || *buf.get(j + 1)? != b'\n' {
+        return None;
+    }
+    Some((value, j + 2))
 }
 
 /// The first `\r` in `s`. Count lines are a few bytes long, where a plain loop beats memchr's

@@ -183,7 +183,13 @@ fn encode_header(prefix: u8, len: usize, out: &mut BytesMut) {
 fn encode_line(prefix: u8, text: &[u8], out: &mut BytesMut) {
     out.reserve(text.len() + 3);
     out.put_u8(prefix);
-    if memchr::memchr2(b'\r', b'\n', text).is_none() {
+    // Most line replies are a few bytes ("OK", "QUEUED"), where a plain loop beats memchr.
+    let clean = if text.len() <= 16 {
+        !text.iter().any(|&c| c == b'\r' || c == b'\n')
+    } else {
+        memchr::memchr2(b'\r', b'\n', text).is_none()
+    };
+    if clean {
         out.extend_from_slice(text);
     } else {
         out.extend(
