@@ -24,8 +24,11 @@ use crate::shared::{ReactorStats, Shared};
 /// Above this much pending output the connection stops reading and executing requests
 /// until the client has read some: natural backpressure, bounded memory.
 pub const OUTPUT_PAUSE_BYTES: usize = 1024 * 1024;
-/// Bytes read per `read` call.
+/// Bytes read per `read` call: starts small and grows while reads fill it, because the
+/// spare room is zero-filled before each read (no unsafe on the socket path).
 const READ_CHUNK: usize = 16 * 1024;
+const READ_MIN: usize = 4 * 1024;
+const READ_MAX: usize = 64 * 1024;
 /// Reads per `drive` call before yielding to other connections (fairness).
 const READS_PER_TURN: usize = 16;
 
@@ -98,6 +101,8 @@ pub struct Connection {
     pub shutdown_requested: bool,
     /// The reactor counts this connection among those holding replies.
     pub counted_holding: bool,
+    /// The next read's size (adaptive between READ_MIN and READ_MAX).
+    read_size: usize,
 }
 
 impl Connection {
@@ -120,6 +125,7 @@ impl Connection {
             soft_over_since: None,
             shutdown_requested: false,
             counted_holding: false,
+            read_size: READ_MIN,
         }
     }
 
@@ -193,8 +199,9 @@ impl Connection {
     /// One `read` into the input buffer. Ok(true) when bytes arrived.
     fn read_chunk(&mut self, stats: &ReactorStats) -> io::Result<bool> {
         let len = self.input.len();
+        let size = self.read_size;
         // Zero-filled rather than uninitialised: no unsafe on the socket path.
-        self.input.resize(len + READ_CHUNK, 0);
+        self.input.resize(len + size, 0);
         let result = loop {
             match self.stream.read(&mut self.input[len..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -211,6 +218,13 @@ impl Connection {
             }
             Ok(n) => {
                 self.input.truncate(len + n);
+                self.read_size = if n == size {
+                    (size * 2).min(READ_MAX)
+                } else if n < size / 4 {
+                    (size / 2).max(READ_MIN)
+                } else {
+                    size
+                };
                 self.last_active = Instant::now();
                 ReactorStats::add(&stats.net_input_bytes, n as u64);
                 Ok(true)
