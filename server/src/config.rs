@@ -589,6 +589,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/respite.conf");
+        let c = Config::from_args([path]).unwrap();
+        let d = Config::default();
+        assert_eq!(c.port, d.port);
+        assert_eq!(c.bind, d.bind);
+        assert_eq!(c.dir, d.dir);
+        assert_eq!(c.appendfsync, d.appendfsync);
+        assert_eq!(c.cache_size_bytes, d.cache_size_bytes);
+        assert_eq!(c.proto_max_bulk_len, d.proto_max_bulk_len);
+        assert_eq!(c.client_output_buffer_limit, d.client_output_buffer_limit);
+        assert_eq!(c.warnings.len(), 2);
+    }
+
+    #[test]
     fn bad_directive_is_named() {
         let e = Config::from_args(["--port", "notaport"]).unwrap_err();
         assert!(e.to_string().contains("'port'"), "{e}");
