@@ -56,17 +56,19 @@ pub fn build(level: LogLevel, logfile: &str) -> std::io::Result<(Logger, slog_as
     set_level(level);
     let (drain, guard) = if logfile.is_empty() {
         let decorator = slog_term::TermDecorator::new().stdout().build();
-        let drain = slog_term::FullFormat::new(decorator).build().fuse();
-        slog_async::Async::new(RuntimeLevel(drain).fuse())
+        let drain = slog_term::FullFormat::new(decorator).build().ignore_res();
+        slog_async::Async::new(RuntimeLevel(drain).ignore_res())
             .chan_size(4096)
             .build_with_guard()
     } else {
         let file = OpenOptions::new().create(true).append(true).open(logfile)?;
         let decorator = slog_term::PlainSyncDecorator::new(file);
-        let drain = slog_term::FullFormat::new(decorator).build().fuse();
-        slog_async::Async::new(RuntimeLevel(drain).fuse())
+        let drain = slog_term::FullFormat::new(decorator).build().ignore_res();
+        slog_async::Async::new(RuntimeLevel(drain).ignore_res())
             .chan_size(4096)
             .build_with_guard()
     };
-    Ok((Logger::root(drain.fuse(), o!()), guard))
+    // A log line that cannot be written (stdout closed, disk full) is dropped: logging must
+    // never take a reactor down.
+    Ok((Logger::root(drain.ignore_res(), o!()), guard))
 }
