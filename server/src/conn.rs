@@ -218,6 +218,11 @@ impl Connection {
             }
             Ok(n) => {
                 self.input.truncate(len + n);
+                // A short read drained the socket: with edge-triggered readiness, bytes that
+                // arrive later raise a new event, so skip the read that would say WouldBlock.
+                if n < size {
+                    self.can_read = false;
+                }
                 self.read_size = if n == size {
                     (size * 2).min(READ_MAX)
                 } else if n < size / 4 {
