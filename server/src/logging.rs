@@ -54,21 +54,24 @@ impl<D: Drain> Drain for RuntimeLevel<D> {
 /// When the log file cannot be opened.
 pub fn build(level: LogLevel, logfile: &str) -> std::io::Result<(Logger, slog_async::AsyncGuard)> {
     set_level(level);
+    // The level filter sits in front of the async queue, so a filtered-out record costs an
+    // atomic load on the caller's thread and never reaches the logging thread.
     let (drain, guard) = if logfile.is_empty() {
         let decorator = slog_term::TermDecorator::new().stdout().build();
         let drain = slog_term::FullFormat::new(decorator).build().ignore_res();
-        slog_async::Async::new(RuntimeLevel(drain).ignore_res())
+        slog_async::Async::new(drain)
             .chan_size(4096)
             .build_with_guard()
     } else {
         let file = OpenOptions::new().create(true).append(true).open(logfile)?;
         let decorator = slog_term::PlainSyncDecorator::new(file);
         let drain = slog_term::FullFormat::new(decorator).build().ignore_res();
-        slog_async::Async::new(RuntimeLevel(drain).ignore_res())
+        slog_async::Async::new(drain)
             .chan_size(4096)
             .build_with_guard()
     };
     // A log line that cannot be written (stdout closed, disk full) is dropped: logging must
     // never take a reactor down.
-    Ok((Logger::root(drain.ignore_res(), o!()), guard))
+    let drain = RuntimeLevel(drain.ignore_res()).ignore_res();
+    Ok((Logger::root(drain, o!()), guard))
 }
