@@ -26,7 +26,6 @@ use crate::shared::{ReactorStats, Shared};
 pub const OUTPUT_PAUSE_BYTES: usize = 1024 * 1024;
 /// Bytes read per `read` call: starts small and grows while reads fill it, because the
 /// spare room is zero-filled before each read (no unsafe on the socket path).
-const READ_CHUNK: usize = 16 * 1024;
 const READ_MIN: usize = 4 * 1024;
 const READ_MAX: usize = 64 * 1024;
 /// Reads per `drive` call before yielding to other connections (fairness).
@@ -110,8 +109,9 @@ impl Connection {
     pub fn new(stream: TcpStream, client: Client, decoder: Decoder) -> Self {
         Connection {
             stream,
-            input: BytesMut::with_capacity(READ_CHUNK),
-            output: BytesMut::with_capacity(READ_CHUNK),
+            // No allocation until the client sends something: idle connections stay cheap.
+            input: BytesMut::new(),
+            output: BytesMut::new(),
             sendable: 0,
             held: VecDeque::new(),
             decoder,
@@ -148,6 +148,17 @@ impl Connection {
                 HeldKind::Reply => None,
             })
             .min()
+    }
+
+    /// Gives back the buffers of a connection with nothing pending (called for idle ones),
+    /// so ten thousand idle clients cost their sockets, not 10k buffers.
+    pub fn release_buffers(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = BytesMut::new();
+        }
+        if self.output.is_empty() && self.output.capacity() > 0 {
+            self.output = BytesMut::new();
+        }
     }
 
     /// Changes the decoder's limits (CONFIG SET proto-max-bulk-len).
@@ -403,7 +414,7 @@ impl Connection {
         }
         if self.output.is_empty() && self.output.capacity() > 4 * OUTPUT_PAUSE_BYTES {
             // Give back the memory of a huge reply.
-            self.output = BytesMut::with_capacity(READ_CHUNK);
+            self.output = BytesMut::new();
         }
         Ok(())
     }

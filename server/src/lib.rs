@@ -63,6 +63,7 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 pub fn run(config: Config) -> Result<(), Error> {
     let (log, _guard) = logging::build(config.loglevel, &config.logfile)
         .map_err(io_err(format!("can't open log file '{}'", config.logfile)))?;
+    raise_fd_limit(config.maxclients, &log);
     let server = Server::start_with_logger(config, log.clone())?;
     let trigger = server.shutdown_trigger();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -284,6 +285,35 @@ impl Server {
         }
         info!(log, "Respite is now ready to exit, bye bye...");
         Ok(())
+    }
+}
+
+/// Raises the open-files soft limit so `maxclients` connections fit (as Redis does), and
+/// warns when the hard limit does not allow it.
+fn raise_fd_limit(maxclients: usize, log: &Logger) {
+    let want = libc::rlim_t::try_from(maxclients)
+        .unwrap_or(libc::rlim_t::MAX)
+        .saturating_add(64);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the rlimit struct we pass, which lives on our stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= want {
+        return;
+    }
+    let target = want.min(limit.rlim_max);
+    let raised = libc::rlimit {
+        rlim_cur: target,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the rlimit struct we pass, which lives on our stack.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        info!(log, "Increased maximum number of open files"; "from" => limit.rlim_cur, "to" => target);
+    }
+    if target < want {
+        warn!(log, "maxclients needs more open files than the hard limit allows; connections beyond it will be refused by the OS";
+            "maxclients" => maxclients, "needed" => want, "hard_limit" => limit.rlim_max);
     }
 }
 

@@ -28,6 +28,8 @@ pub const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX - 1;
 /// Housekeeping period (idle timeouts, soft output limits, ops/sec sample).
 const TICK: Duration = Duration::from_millis(100);
+/// A connection quiet for this long gives its buffers back.
+const IDLE_BUFFERS: Duration = Duration::from_secs(2);
 /// How long shutdown waits for in-flight replies before closing anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -472,6 +474,9 @@ impl Reactor {
                 }
             } else {
                 c.soft_over_since = None;
+            }
+            if now.duration_since(c.last_active) >= IDLE_BUFFERS {
+                c.release_buffers();
             }
         }
         for (i, why) in doomed {
