@@ -458,7 +458,7 @@ mod tests {
             lib: Mutex::new((Bytes::new(), Bytes::new())),
             db: AtomicUsize::new(0),
             last_active_ms: AtomicU64::new(0),
-            last_cmd: AtomicUsize::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
             resp: AtomicU8::new(2),
             omem: AtomicUsize::new(0),
             qbuf: AtomicUsize::new(0),

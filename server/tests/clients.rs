@@ -26,6 +26,11 @@ fn client_list_and_kill_across_reactors() {
     for i in 0..6 {
         assert!(body.contains(&format!("name=c{i} ")), "{body}");
     }
+    assert!(
+        body.contains("name=c0 ") && body.contains("cmd=client|list "),
+        "{body}"
+    );
+    assert!(body.contains("cmd=client|id "), "{body}");
     // Kill every other connection from connection 0, whichever reactor owns them.
     for &id in &ids[1..] {
         conns[0].call(&["CLIENT", "KILL", "ID", &id.to_string()], ":1\r\n");

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use respite_protocol::{Reply, Version};
 
-use super::{After, COMMANDS, Ctx, arg_i64, is, sub_arity, text, unknown_sub};
+use super::{After, Ctx, arg_i64, is, sub_arity, text, unknown_sub};
 use crate::reply::{CmdError, CmdResult};
 use crate::shared::ClientMeta;
 
@@ -157,9 +157,7 @@ pub fn client_line(ctx: &Ctx<'_>, c: &ClientMeta) -> String {
     let now = ctx.shared.uptime_ms();
     let age = c.created.elapsed().as_secs();
     let idle = now.saturating_sub(c.last_active_ms.load(Ordering::Relaxed)) / 1000;
-    let cmd = COMMANDS
-        .get(c.last_cmd.load(Ordering::Relaxed))
-        .map_or("NULL", |s| s.name);
+    let cmd = super::last_command_name(c.last_cmd.load(Ordering::Relaxed));
     let (lib_name, lib_ver) = {
         let l = c.lib.lock();
         (text(&l.0), text(&l.1))

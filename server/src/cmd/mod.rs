@@ -861,6 +861,71 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// Subcommands of container commands, for CLIENT LIST's `cmd=client|list`.
+pub static SUBCOMMANDS: &[&str] = &[
+    "client|id",
+    "client|setname",
+    "client|getname",
+    "client|info",
+    "client|list",
+    "client|kill",
+    "client|setinfo",
+    "client|no-evict",
+    "client|no-touch",
+    "client|help",
+    "config|get",
+    "config|set",
+    "config|resetstat",
+    "config|rewrite",
+    "config|help",
+    "command|count",
+    "command|list",
+    "command|info",
+    "command|docs",
+    "command|getkeys",
+    "command|help",
+    "object|encoding",
+    "object|refcount",
+    "object|idletime",
+    "object|freq",
+    "object|help",
+    "memory|usage",
+    "memory|doctor",
+    "memory|help",
+    "function|list",
+    "function|flush",
+];
+
+/// `last_cmd` packs the table index in the low 16 bits and 1 + the SUBCOMMANDS index above.
+const SUB_SHIFT: u32 = 16;
+
+fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
+    let Some(sub) = args.get(1) else {
+        return 0;
+    };
+    SUBCOMMANDS
+        .iter()
+        .position(|full| {
+            full.split_once('|')
+                .is_some_and(|(c, s)| c == spec.name && sub.eq_ignore_ascii_case(s.as_bytes()))
+        })
+        .map_or(0, |i| (i + 1) << SUB_SHIFT)
+}
+
+/// The `cmd=` name of a packed `last_cmd` value (`get`, `client|list`, `NULL`).
+#[must_use]
+pub fn last_command_name(packed: usize) -> &'static str {
+    let sub = packed >> SUB_SHIFT;
+    if sub > 0
+        && let Some(name) = SUBCOMMANDS.get(sub - 1)
+    {
+        return name;
+    }
+    COMMANDS
+        .get(packed & ((1 << SUB_SHIFT) - 1))
+        .map_or("NULL", |s| s.name)
+}
+
 /// Looks a command up by name, ASCII case-insensitively, without allocating.
 #[must_use]
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
@@ -967,7 +1032,10 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !ctx.client.authed && spec.flags & NO_AUTH == 0 {
         return Err(CmdError::NoAuth);
     }
-    ctx.client.meta.last_cmd.store(index, Ordering::Relaxed);
+    ctx.client
+        .meta
+        .last_cmd
+        .store(index | subcommand_bits(spec, args), Ordering::Relaxed);
     // After an fsync failure the engine refuses writes itself (Error::WritesRefused, which
     // reply.rs words as MISCONF); no per-command check is needed here.
     (spec.handler)(ctx, args)
@@ -1107,6 +1175,26 @@ mod tests {
         for c in COMMANDS {
             assert_eq!(c.name, c.name.to_ascii_lowercase());
             assert!(seen.insert(c.name), "{} twice", c.name);
+        }
+    }
+
+    #[test]
+    fn subcommand_names_pack_into_last_cmd() {
+        let (index, spec) = lookup(b"CLIENT").unwrap();
+        let args = [Bytes::from("CLIENT"), Bytes::from("List")];
+        assert_eq!(
+            last_command_name(index | subcommand_bits(spec, &args)),
+            "client|list"
+        );
+        let (index, spec) = lookup(b"get").unwrap();
+        assert_eq!(
+            last_command_name(index | subcommand_bits(spec, &args[..1])),
+            "get"
+        );
+        assert_eq!(last_command_name(usize::MAX), "NULL");
+        for full in SUBCOMMANDS {
+            let (container, _) = full.split_once('|').unwrap();
+            assert!(lookup(container.as_bytes()).is_some(), "{full}");
         }
     }
 
