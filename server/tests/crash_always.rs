@@ -91,3 +91,26 @@ fn waitaof_is_a_durability_barrier_under_everysec() {
     c.write(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*4\r\n$7\r\nWAITAOF\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n0\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n");
     c.expect("+OK\r\n*2\r\n:1\r\n:0\r\n$1\r\n1\r\n");
 }
+
+#[test]
+fn other_clients_are_served_while_writes_wait_for_fsync() {
+    // One reactor, so the writer and the pinger share an event loop.
+    let server = Server::start(&["--appendfsync", "always", "--threads", "1"]);
+    let mut writer = server.connect();
+    let mut pinger = server.connect();
+    let mut batch = Vec::new();
+    for i in 0..2000 {
+        let k = format!("w{i}");
+        batch.extend_from_slice(
+            format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n$1\r\nx\r\n", k.len()).as_bytes(),
+        );
+    }
+    for _ in 0..5 {
+        writer.write(&batch);
+        for _ in 0..20 {
+            pinger.call(&["PING"], "+PONG\r\n");
+        }
+    }
+    writer.expect(&"+OK\r\n".repeat(10_000));
+    writer.call(&["DBSIZE"], ":2000\r\n");
+}
