@@ -171,7 +171,7 @@ impl Server {
             remotes.push(Remote {
                 waker,
                 wants_durable: Arc::new(AtomicBool::new(false)),
-                inbox: Mutex::new(tx),
+                inbox: tx,
                 clients: Mutex::new(Default::default()),
                 kill_pending: AtomicBool::new(false),
                 stats: ReactorStats::default(),

@@ -236,7 +236,7 @@ impl Reactor {
             return;
         }
         let remote = &self.shared.reactors[target];
-        if remote.inbox.lock().send(stream).is_ok() {
+        if remote.inbox.send(stream).is_ok() {
             let _ = remote.waker.wake();
         } else {
             self.shared.clients.fetch_sub(1, Ordering::SeqCst);

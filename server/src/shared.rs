@@ -58,8 +58,8 @@ pub struct Remote {
     pub waker: Arc<Waker>,
     /// Set while the reactor holds replies waiting for durability.
     pub wants_durable: Arc<AtomicBool>,
-    /// New sockets handed over by the acceptor.
-    pub inbox: Mutex<Sender<mio::net::TcpStream>>,
+    /// New sockets handed over by the acceptor (an mpsc channel: no lock per accept).
+    pub inbox: Sender<mio::net::TcpStream>,
     /// The reactor's clients, for CLIENT LIST / KILL.
     pub clients: Mutex<HashMap<u64, Arc<ClientMeta>>>,
     /// Set when some client of this reactor was marked killed.
