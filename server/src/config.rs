@@ -409,7 +409,10 @@ impl Config {
 }
 
 fn parse_num(s: &str, min: u64, max: u64) -> Result<u64, String> {
-    let v: u64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    // Redis's wording, so CONFIG SET errors read the same.
+    let v: u64 = s
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
     if v < min || v > max {
         return Err(format!(
             "argument must be between {min} and {max} inclusive"

@@ -47,17 +47,17 @@ fn command_introspection() {
     }
     c.call(
         &["COMMAND", "INFO", "get", "nosuch"],
-        "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*1\r\n+@string\r\n*0\r\n*0\r\n*0\r\n*-1\r\n",
+        "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@read\r\n+@string\r\n+@fast\r\n*0\r\n*0\r\n*0\r\n$-1\r\n",
     );
     c.call(
         &["COMMAND", "INFO", "mset"],
-        "*1\r\n*10\r\n$4\r\nmset\r\n:-3\r\n*2\r\n+write\r\n+denyoom\r\n:1\r\n:-1\r\n:2\r\n*1\r\n+@string\r\n*0\r\n*0\r\n*0\r\n",
+        "*1\r\n*10\r\n$4\r\nmset\r\n:-3\r\n*2\r\n+write\r\n+denyoom\r\n:1\r\n:-1\r\n:2\r\n*3\r\n+@write\r\n+@string\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n",
     );
     hello3(&mut c);
     // RESP3: flags are sets, DOCS is a map.
     c.call(
         &["COMMAND", "INFO", "get"],
-        "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~1\r\n+@string\r\n~0\r\n*0\r\n*0\r\n",
+        "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n*0\r\n*0\r\n",
     );
     c.call(
         &["COMMAND", "DOCS", "echo"],
@@ -134,7 +134,7 @@ fn config_get_globs_and_set() {
     );
     c.call(
         &["CONFIG", "SET", "maxclients", "x"],
-        "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - 'x' is not a number\r\n",
+        "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - argument couldn't be parsed into an integer\r\n",
     );
     c.call(
         &["CONFIG", "SET", "port", "1"],

@@ -177,7 +177,26 @@ fn command_info(spec: &CommandSpec) -> Reply {
         .into_iter()
         .map(|f| Reply::Simple(Bytes::from_static(f.as_bytes())))
         .collect();
-    let category = format!("@{}", spec.group);
+    // ACL categories as Redis lists them: @read/@write, the group, then @fast/@slow.
+    let mut categories = Vec::new();
+    if spec.flags & super::WRITE != 0 {
+        categories.push("@write".to_owned());
+    } else if spec.flags & super::READONLY != 0 {
+        categories.push("@read".to_owned());
+    }
+    categories.push(format!("@{}", spec.group));
+    if spec.flags & super::ADMIN != 0 {
+        categories.push("@admin".to_owned());
+        categories.push("@dangerous".to_owned());
+    }
+    categories.push(
+        if spec.flags & super::FAST != 0 {
+            "@fast"
+        } else {
+            "@slow"
+        }
+        .to_owned(),
+    );
     Reply::Array(vec![
         bulk_str(spec.name),
         Reply::Integer(i64::from(spec.arity)),
@@ -185,7 +204,12 @@ fn command_info(spec: &CommandSpec) -> Reply {
         Reply::Integer(i64::from(spec.first_key)),
         Reply::Integer(i64::from(spec.last_key)),
         Reply::Integer(i64::from(spec.step)),
-        Reply::Set(vec![Reply::Simple(Bytes::from(category))]),
+        Reply::Set(
+            categories
+                .into_iter()
+                .map(|c| Reply::Simple(Bytes::from(c)))
+                .collect(),
+        ),
         Reply::Set(Vec::new()),
         Reply::Array(Vec::new()),
         Reply::Array(Vec::new()),
@@ -234,7 +258,7 @@ pub fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(
             args[2..]
                 .iter()
-                .map(|n| lookup(n).map_or(Reply::NullArray, |(_, s)| command_info(s)))
+                .map(|n| lookup(n).map_or(Reply::Null, |(_, s)| command_info(s)))
                 .collect(),
         ));
     }
