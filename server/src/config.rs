@@ -296,9 +296,9 @@ impl Config {
             "port" => self.port = parse_num(value, 0, 65535)? as u16,
             "dir" => self.dir = PathBuf::from(value),
             "appendfsync" => {
-                self.appendfsync = value
-                    .parse()
-                    .map_err(|_| "argument must be one of always, everysec, no".to_string())?;
+                self.appendfsync = value.parse().map_err(|_| {
+                    "argument(s) must be one of the following: everysec, always, no".to_string()
+                })?;
             }
             "databases" => self.databases = parse_num(value, 1, 1 << 20)? as usize,
             "maxclients" => self.maxclients = parse_num(value, 1, 1 << 30)? as usize,
@@ -313,7 +313,7 @@ impl Config {
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
             }
             "logfile" => self.logfile = value.to_owned(),
-            "timeout" => self.timeout_secs = parse_num(value, 0, i64::MAX as u64)?,
+            "timeout" => self.timeout_secs = parse_num(value, 0, i32::MAX as u64)?,
             "proto-max-bulk-len" => {
                 let v = parse_size(value)?;
                 if v < 1024 * 1024 {
@@ -410,15 +410,15 @@ impl Config {
 
 fn parse_num(s: &str, min: u64, max: u64) -> Result<u64, String> {
     // Redis's wording, so CONFIG SET errors read the same.
-    let v: u64 = s
+    let v: i128 = s
         .parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-    if v < min || v > max {
+    if v < i128::from(min) || v > i128::from(max) {
         return Err(format!(
             "argument must be between {min} and {max} inclusive"
         ));
     }
-    Ok(v)
+    u64::try_from(v).map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
 /// Redis's memtoll: `1k` = 1000, `1kb` = 1024, `1m`, `1mb`, `1g`, `1gb` (case-insensitive).

@@ -1095,13 +1095,17 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-/// Formats a float the way INCRBYFLOAT stores it: shortest round-trip text, no exponent.
+/// Formats a float the way INCRBYFLOAT stores it. Redis adds in `long double` and prints
+/// 17 decimals with trailing zeros cut, so `1.1 + 0.1` reads `1.2`; in `f64` the sum is
+/// 1.2000000000000002. Rounding to 15 significant digits (all an f64 holds exactly) before
+/// printing the shortest text gives the same answers for ordinary values. No exponent.
 #[must_use]
 pub fn format_f64(v: f64) -> String {
-    if v == 0.0 {
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    if rounded == 0.0 {
         return "0".into();
     }
-    let s = format!("{v}");
+    let s = format!("{rounded}");
     s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
 }
 
@@ -1231,5 +1235,10 @@ mod tests {
         assert_eq!(format_f64(3.0), "3");
         assert_eq!(format_f64(-0.0), "0");
         assert_eq!(format_f64(5.0e3), "5000");
+        assert_eq!(format_f64(1.1 + 0.1), "1.2");
+        assert_eq!(format_f64(0.1 + 0.2), "0.3");
+        assert_eq!(format_f64(-2.5), "-2.5");
+        assert_eq!(format_f64(1e30), "1000000000000000000000000000000");
+        assert_eq!(format_f64(123_456_789.123_456_7), "123456789.123457");
     }
 }

@@ -95,7 +95,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 "appendfsync" => {
                     sync = Some(value.parse::<SyncMode>().map_err(|_| {
                         fail(
-                            "argument(s) must be one of the following: always, everysec, no".into(),
+                            "argument(s) must be one of the following: everysec, always, no".into(),
                         )
                     })?);
                 }
@@ -279,7 +279,7 @@ pub fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     if is(sub, "GETKEYS") {
-        sub_arity(args, args.len() >= 3)?;
+        sub_arity(args, args.len() >= 4)?;
         let cmd_args = &args[2..];
         let Some((_, spec)) = lookup(&cmd_args[0]) else {
             return Err(CmdError::Static("ERR Invalid command specified"));
