@@ -21,7 +21,7 @@ use respite_storage::SyncMode;
 use crate::cmd::Client;
 use crate::config::Config;
 use crate::conn::{ConnSettings, Connection, Drive};
-use crate::shared::{ClientMeta, Shared};
+use crate::shared::{ClientMeta, ReactorStats, Shared};
 
 /// The Waker's token.
 pub const WAKER: Token = Token(usize::MAX);
@@ -227,7 +227,7 @@ impl Reactor {
             return;
         }
         let _ = stream.set_nodelay(true);
-        ReactorStatsRef(&self.shared, self.id).connection();
+        ReactorStats::add(&self.shared.reactors[self.id].stats.connections, 1);
         let n = self.shared.reactors.len();
         let target = self.next_target % n;
         self.next_target = self.next_target.wrapping_add(1);
@@ -507,13 +507,5 @@ impl Reactor {
     fn shutdown_step(&mut self, now: Instant) -> bool {
         let done = self.conns.iter().flatten().all(|c| c.pending_output() == 0);
         done || self.shutdown_deadline.is_some_and(|d| now >= d)
-    }
-}
-
-struct ReactorStatsRef<'a>(&'a Shared, usize);
-
-impl ReactorStatsRef<'_> {
-    fn connection(&self) {
-        crate::shared::ReactorStats::add(&self.0.reactors[self.1].stats.connections, 1);
     }
 }
