@@ -254,15 +254,23 @@ impl Inner {
     }
 
     /// The value of an entry: inline, from the write buffer, or through the block cache.
-    pub(crate) fn entry_value(&self, key_len: usize, e: &Entry) -> Result<Bytes> {
+    /// `held`: the shard writers the caller holds locked (reading a buffered record must not
+    /// lock them again).
+    pub(crate) fn entry_value(&self, key_len: usize, e: &Entry, held: &[&Writer]) -> Result<Bytes> {
         if let Some(v) = &e.inline {
             return Ok(Bytes::copy_from_slice(v));
         }
         let off = e.offset as u64 + (RECORD_HEADER + key_len) as u64;
-        self.read_value(e.file, off, e.value_len as usize)
+        self.read_value(e.file, off, e.value_len as usize, held)
     }
 
-    pub(crate) fn read_value(&self, file: u32, off: u64, len: usize) -> Result<Bytes> {
+    pub(crate) fn read_value(
+        &self,
+        file: u32,
+        off: u64,
+        len: usize,
+        held: &[&Writer],
+    ) -> Result<Bytes> {
         if len == 0 {
             return Ok(Bytes::new());
         }
@@ -284,9 +292,15 @@ impl Inner {
         };
         if off + len as u64 > f.len() {
             // Not written to the OS yet: serve it from the shard's write buffer.
-            let w = self.shards[f.shard as usize].writer.lock();
-            if let Some(b) = w.read_buffered(file, off, len) {
-                return Ok(Bytes::copy_from_slice(b));
+            if let Some(w) = held.iter().find(|w| w.shard == f.shard) {
+                if let Some(b) = w.read_buffered(file, off, len) {
+                    return Ok(Bytes::copy_from_slice(b));
+                }
+            } else {
+                let w = self.shards[f.shard as usize].writer.lock();
+                if let Some(b) = w.read_buffered(file, off, len) {
+                    return Ok(Bytes::copy_from_slice(b));
+                }
             }
         }
         if len >= CACHE_BYPASS {
@@ -559,7 +573,7 @@ impl Engine {
         inner.check_db(db)?;
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some(inner.entry_value(key.len(), e)?)),
+            Some(e) => Ok(Some(inner.entry_value(key.len(), e, &[])?)),
             None => Ok(None),
         }
     }
@@ -573,7 +587,7 @@ impl Engine {
         inner.check_db(db)?;
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some((inner.entry_value(key.len(), e)?, e.expiry()))),
+            Some(e) => Ok(Some((inner.entry_value(key.len(), e, &[])?, e.expiry()))),
             None => Ok(None),
         }
     }
@@ -752,7 +766,7 @@ impl Engine {
             SetCondition::IfPresent => cur.is_some(),
         };
         let old = match (opts.return_old, cur) {
-            (true, Some(e)) => Some(inner.entry_value(key.len(), e)?),
+            (true, Some(e)) => Some(inner.entry_value(key.len(), e, &[&w])?),
             _ => None,
         };
         if !ok {
@@ -837,7 +851,7 @@ impl Engine {
         let cur_entry = inner.lookup_live(db, hash, key, &guard);
         let cur = match cur_entry {
             Some(e) => Some(Current {
-                value: inner.entry_value(key.len(), e)?,
+                value: inner.entry_value(key.len(), e, &[&w])?,
                 expire_at_ms: e.expiry(),
             }),
             None => None,
@@ -919,7 +933,8 @@ impl Engine {
         if only_if_absent && inner.lookup_live(db, hd, dst, &guard).is_some() {
             return Ok((RenameOutcome::TargetExists, 0));
         }
-        let value = inner.entry_value(src.len(), se)?;
+        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
+        let value = inner.entry_value(src.len(), se, &held)?;
         let expire = se.expire_at_ms;
         let g1 = inner.next_gsn();
         let wd = writer_for(&mut locks, inner.shard_of(hd));
@@ -960,7 +975,8 @@ impl Engine {
         if !replace && inner.lookup_live(dst_db, hd, dst, &guard).is_some() {
             return Ok((false, 0));
         }
-        let value = inner.entry_value(src.len(), se)?;
+        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
+        let value = inner.entry_value(src.len(), se, &held)?;
         let gsn = inner.next_gsn();
         let wd = writer_for(&mut locks, inner.shard_of(hd));
         inner.put_locked(wd, dst_db, hd, dst, &value, se.expire_at_ms, gsn, &guard)?;
@@ -990,7 +1006,7 @@ impl Engine {
         if inner.lookup_live(dst_db, hash, key, &guard).is_some() {
             return Ok((false, 0));
         }
-        let value = inner.entry_value(key.len(), se)?;
+        let value = inner.entry_value(key.len(), se, &[&w])?;
         let g1 = inner.next_gsn();
         inner.put_locked(
             &mut w,

@@ -243,7 +243,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         None => cfg.shards,
     };
     let databases = cfg.databases;
-    let max_file_bytes = cfg.max_file_bytes.clamp(64 * 1024, 1 << 31);
+    let max_file_bytes = cfg.max_file_bytes.clamp(4096, 1 << 31);
     let inner = Inner {
         dir: dir.clone(),
         logger: logger.clone(),
