@@ -18,7 +18,7 @@ use crate::config::{Config, SyncMode, TreeConfig};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, Slot, ikey_hash, make_ikey, user_key, with_ikey};
+use crate::index::{Entry, Index, Slot, find, make_ikey};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::Writer;
@@ -236,9 +236,7 @@ impl Inner {
         guard: &'g Guard,
     ) -> Option<&'g Entry> {
         let idx = &self.shards[self.shard_of(hash)].index[db];
-        with_ikey(hash, key, |ik| {
-            idx.get(ik, guard).map(|e| e.value().load(guard))
-        })
+        find(idx, hash, key, guard).map(|e| e.value().load(guard))
     }
 
     #[inline]
@@ -400,7 +398,7 @@ impl Inner {
         let entry = self.make_entry(file, offset, value, expire_at_ms);
         let idx = &self.shards[self.shard_of(hash)].index[db];
         let counters = &self.dbs[db];
-        let existing = with_ikey(hash, key, |ik| idx.get(ik, guard));
+        let existing = find(idx, hash, key, guard);
         match existing {
             Some(node) => {
                 let slot = node.value();
@@ -441,7 +439,7 @@ impl Inner {
         guard: &Guard,
     ) -> Result<bool> {
         let idx = &self.shards[self.shard_of(hash)].index[db];
-        let Some(node) = with_ikey(hash, key, |ik| idx.get(ik, guard)) else {
+        let Some(node) = find(idx, hash, key, guard) else {
             return Ok(false);
         };
         let h = Header {
@@ -671,18 +669,17 @@ impl Engine {
         let guard = epoch::pin();
         while shard < inner.nshards {
             let idx = &inner.shards[shard].index[db];
-            let start = pos.to_be_bytes();
-            let mut cur = idx.lower_bound(Bound::Included(&start[..]), &guard);
+            let mut cur = idx.lower_bound(Bound::Included(&pos), &guard);
             let mut group: Option<u64> = None;
             while let Some(e) = cur {
-                let g = ikey_hash(e.key()) >> 16;
+                let g = e.key().hash >> 16;
                 if examined >= count && group != Some(g) {
                     // Stop at a group boundary so a resumed scan repeats nothing it skipped.
                     return Ok((((shard as u64) << 48) | g, out));
                 }
                 group = Some(g);
                 examined += 1;
-                let k = user_key(e.key());
+                let k = &*e.key().key;
                 if e.value().load(&guard).live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
                     out.push(Bytes::copy_from_slice(k));
                 }
@@ -712,16 +709,16 @@ impl Engine {
                 &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
             );
             let first = (r % inner.nshards as u64) as usize;
-            let start = r.rotate_left(17).to_be_bytes();
+            let start = r.rotate_left(17);
             for i in 0..inner.nshards {
                 let idx = &inner.shards[(first + i) % inner.nshards].index[db];
                 let mut cur = idx
-                    .lower_bound(Bound::Included(&start[..]), &guard)
+                    .lower_bound(Bound::Included(&start), &guard)
                     .or_else(|| idx.front(&guard));
                 let mut tries = 0;
                 while let Some(e) = cur {
                     if e.value().load(&guard).live(now) {
-                        return Ok(Some(Bytes::copy_from_slice(user_key(e.key()))));
+                        return Ok(Some(Bytes::copy_from_slice(&e.key().key)));
                     }
                     tries += 1;
                     if tries > 16 {
@@ -1099,7 +1096,7 @@ impl Engine {
                 let mut cur = idx.front(&guard);
                 while let Some(e) = cur {
                     let old = e.value().load(&guard);
-                    inner.add_dead(old.file, old.record_len(e.key().len() - 8));
+                    inner.add_dead(old.file, old.record_len(e.key().key.len()));
                     e.remove();
                     cur = e.next();
                 }

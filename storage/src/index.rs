@@ -1,54 +1,68 @@
 //! The index: per (shard, database) a lock-free ordered skiplist from key to an immutable
 //! `Entry`, swapped atomically on update (RCU) and retired through crossbeam-epoch.
 //!
-//! Index keys are `hash (8 bytes, big-endian) ++ key`, so each skiplist is ordered by hash
-//! first. That makes a SCAN cursor a (shard, hash prefix) pair that fits a u64, and a resumed
-//! scan starts at the first key whose hash is >= the cursor: a key that lives through the
-//! whole scan is never missed however the skiplist changes around it.
+//! Index keys are (hash, key) pairs ordered by hash first: the hash sits in the node itself,
+//! so a lookup compares integers while it walks the skiplist and touches the key bytes (a
+//! separate allocation) only at the end. Hash order also makes a SCAN cursor a (shard, hash
+//! prefix) pair that fits a u64: a resumed scan starts at the first key whose hash is >= the
+//! cursor, so a key that lives through the whole scan is never missed however the skiplist
+//! changes around it.
 
+use std::borrow::Borrow;
+use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use crossbeam_epoch::{Atomic, Guard, Owned};
-use crossbeam_skiplist::base::SkipList;
+use crossbeam_skiplist::base::{self, SkipList};
 
-/// A skiplist of one (shard, db).
-pub(crate) type Index = SkipList<Box<[u8]>, Slot>;
+/// A skiplist key: the key's xxh3 hash and the key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct IKey {
+    pub hash: u64,
+    pub key: Box<[u8]>,
+}
 
-/// Longest key built on the stack for lookups.
-const STACK_KEY: usize = 120;
-
-/// Calls `f` with the index key of (`hash`, `key`) without allocating for short keys.
-#[inline]
-pub(crate) fn with_ikey<R>(hash: u64, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    if key.len() <= STACK_KEY {
-        let mut buf = [0u8; STACK_KEY + 8];
-        buf[..8].copy_from_slice(&hash.to_be_bytes());
-        buf[8..8 + key.len()].copy_from_slice(key);
-        f(&buf[..8 + key.len()])
-    } else {
-        f(&make_ikey(hash, key))
+/// Lookups search by hash alone (an order the (hash, key) order refines), then compare keys
+/// among the nodes with that hash.
+impl Borrow<u64> for IKey {
+    fn borrow(&self) -> &u64 {
+        &self.hash
     }
 }
 
-/// The owned index key of (`hash`, `key`).
-pub(crate) fn make_ikey(hash: u64, key: &[u8]) -> Box<[u8]> {
-    let mut v = Vec::with_capacity(8 + key.len());
-    v.extend_from_slice(&hash.to_be_bytes());
-    v.extend_from_slice(key);
-    v.into_boxed_slice()
-}
+/// A skiplist of one (shard, db).
+pub(crate) type Index = SkipList<IKey, Slot>;
 
-/// The user key inside an index key.
+/// A node of an index.
+pub(crate) type Node<'a, 'g> = base::Entry<'a, 'g, IKey, Slot>;
+
+/// The node of (`hash`, `key`), if present.
 #[inline]
-pub(crate) fn user_key(ikey: &[u8]) -> &[u8] {
-    &ikey[8..]
+pub(crate) fn find<'a: 'g, 'g>(
+    idx: &'a Index,
+    hash: u64,
+    key: &[u8],
+    guard: &'g Guard,
+) -> Option<Node<'a, 'g>> {
+    let mut cur = idx.lower_bound(Bound::Included(&hash), guard);
+    while let Some(e) = cur {
+        if e.key().hash != hash {
+            return None;
+        }
+        if *e.key().key == *key {
+            return Some(e);
+        }
+        cur = e.next();
+    }
+    None
 }
 
-/// The hash inside an index key.
-pub(crate) fn ikey_hash(ikey: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&ikey[..8]);
-    u64::from_be_bytes(a)
+/// The owned index key of (`hash`, `key`).
+pub(crate) fn make_ikey(hash: u64, key: &[u8]) -> IKey {
+    IKey {
+        hash,
+        key: key.into(),
+    }
 }
 
 /// Where a key's live record is, and its value if small. Immutable once published.
@@ -134,12 +148,29 @@ mod tests {
     fn ikeys_order_by_hash_then_key() {
         let a = make_ikey(1, b"zzz");
         let b = make_ikey(2, b"aaa");
-        assert!(a < b);
-        assert_eq!(user_key(&a), b"zzz");
-        assert_eq!(ikey_hash(&b), 2);
-        with_ikey(1, b"zzz", |k| assert_eq!(k, &*a));
-        let long = vec![7u8; 500];
-        with_ikey(3, &long, |k| assert_eq!(k, &*make_ikey(3, &long)));
+        let c = make_ikey(2, b"aab");
+        assert!(a < b && b < c);
+        let idx: Index = SkipList::new(crossbeam_epoch::default_collector().clone());
+        let g = crossbeam_epoch::pin();
+        for k in [&a, &b, &c] {
+            idx.insert(
+                k.clone(),
+                Slot::new(Entry {
+                    expire_at_ms: 0,
+                    file: 0,
+                    offset: 0,
+                    value_len: 0,
+                    inline: None,
+                }),
+                &g,
+            )
+            .release(&g);
+        }
+        assert!(find(&idx, 2, b"aab", &g).is_some());
+        assert!(find(&idx, 2, b"aaa", &g).is_some());
+        assert!(find(&idx, 2, b"aac", &g).is_none());
+        assert!(find(&idx, 1, b"zzz", &g).is_some());
+        assert!(find(&idx, 3, b"zzz", &g).is_none());
     }
 
     #[test]
