@@ -32,8 +32,11 @@ fn key(prefix: u8, i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[0] = prefix;
     k[1..4].copy_from_slice(b"ey:");
-    let s = format!("{i:012}");
-    k[4..].copy_from_slice(s.as_bytes());
+    let mut n = i;
+    for d in k[4..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
     k
 }
 

@@ -18,7 +18,7 @@ use crate::config::{Config, SyncMode, TreeConfig};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, Slot, find, make_ikey};
+use crate::index::{Entry, Index, Node, Slot, find, make_ikey};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::Writer;
@@ -247,8 +247,9 @@ impl Inner {
         key: &[u8],
         guard: &'g Guard,
     ) -> Option<&'g Entry> {
+        // Most keys have no expiry: do not read the clock for them.
         self.lookup(db, hash, key, guard)
-            .filter(|e| e.live(now_ms()))
+            .filter(|e| e.expire_at_ms == 0 || e.live(now_ms()))
     }
 
     /// The value of an entry: inline, from the write buffer, or through the block cache.
@@ -385,6 +386,25 @@ impl Inner {
         gsn: Gsn,
         guard: &Guard,
     ) -> Result<()> {
+        let idx = &self.shards[self.shard_of(hash)].index[db];
+        let existing = find(idx, hash, key, guard);
+        self.put_with(w, db, hash, key, value, expire_at_ms, gsn, guard, existing)
+    }
+
+    /// `put_locked` with the key's node already looked up under the same lock hold.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_with(
+        &self,
+        w: &mut Writer,
+        db: usize,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: u64,
+        gsn: Gsn,
+        guard: &Guard,
+        existing: Option<Node<'_, '_>>,
+    ) -> Result<()> {
         let h = Header {
             gsn,
             expire_at_ms,
@@ -398,7 +418,6 @@ impl Inner {
         let entry = self.make_entry(file, offset, value, expire_at_ms);
         let idx = &self.shards[self.shard_of(hash)].index[db];
         let counters = &self.dbs[db];
-        let existing = find(idx, hash, key, guard);
         match existing {
             Some(node) => {
                 let slot = node.value();
@@ -756,7 +775,11 @@ impl Engine {
         let mut w = shard.writer.lock();
         inner.check_writable()?;
         let guard = epoch::pin();
-        let cur = inner.lookup_live(db, hash, key, &guard);
+        let node = find(&shard.index[db], hash, key, &guard);
+        let cur = node
+            .as_ref()
+            .map(|n| n.value().load(&guard))
+            .filter(|e| e.expire_at_ms == 0 || e.live(now_ms()));
         let ok = match opts.condition {
             SetCondition::Always => true,
             SetCondition::IfAbsent => cur.is_none(),
@@ -779,7 +802,7 @@ impl Engine {
             Expiry::At(t) => t.max(1),
         };
         let gsn = inner.next_gsn();
-        inner.put_locked(&mut w, db, hash, key, value, expire, gsn, &guard)?;
+        inner.put_with(&mut w, db, hash, key, value, expire, gsn, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok(SetOutcome {
