@@ -698,7 +698,7 @@ impl Engine {
                 }
                 group = Some(g);
                 examined += 1;
-                let k = &*e.key().key;
+                let k = e.key().bytes();
                 if e.value().load(&guard).live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
                     out.push(Bytes::copy_from_slice(k));
                 }
@@ -737,7 +737,7 @@ impl Engine {
                 let mut tries = 0;
                 while let Some(e) = cur {
                     if e.value().load(&guard).live(now) {
-                        return Ok(Some(Bytes::copy_from_slice(&e.key().key)));
+                        return Ok(Some(Bytes::copy_from_slice(e.key().bytes())));
                     }
                     tries += 1;
                     if tries > 16 {
@@ -1119,7 +1119,7 @@ impl Engine {
                 let mut cur = idx.front(&guard);
                 while let Some(e) = cur {
                     let old = e.value().load(&guard);
-                    inner.add_dead(old.file, old.record_len(e.key().key.len()));
+                    inner.add_dead(old.file, old.record_len(e.key().bytes().len()));
                     e.remove();
                     cur = e.next();
                 }

@@ -15,11 +15,60 @@ use std::sync::atomic::Ordering;
 use crossbeam_epoch::{Atomic, Guard, Owned};
 use crossbeam_skiplist::base::{self, SkipList};
 
-/// A skiplist key: the key's xxh3 hash and the key.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Keys up to this many bytes live inside the skiplist node (no allocation, no pointer chase).
+const INLINE_KEY: usize = 22;
+
+/// The bytes of a key: inline when short, else on the heap.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyBytes {
+    Inline { len: u8, buf: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBytes {
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, buf } => &buf[..*len as usize],
+            KeyBytes::Heap(b) => b,
+        }
+    }
+}
+
+/// A skiplist key: the key's xxh3 hash and the key, ordered by (hash, key bytes).
+#[derive(Clone, Debug)]
 pub(crate) struct IKey {
     pub hash: u64,
-    pub key: Box<[u8]>,
+    key: KeyBytes,
+}
+
+impl IKey {
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.key.as_slice()
+    }
+}
+
+impl PartialEq for IKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for IKey {}
+
+impl PartialOrd for IKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then_with(|| self.bytes().cmp(other.bytes()))
+    }
 }
 
 /// Lookups search by hash alone (an order the (hash, key) order refines), then compare keys
@@ -49,7 +98,7 @@ pub(crate) fn find<'a: 'g, 'g>(
         if e.key().hash != hash {
             return None;
         }
-        if *e.key().key == *key {
+        if e.key().bytes() == key {
             return Some(e);
         }
         cur = e.next();
@@ -59,10 +108,17 @@ pub(crate) fn find<'a: 'g, 'g>(
 
 /// The owned index key of (`hash`, `key`).
 pub(crate) fn make_ikey(hash: u64, key: &[u8]) -> IKey {
-    IKey {
-        hash,
-        key: key.into(),
-    }
+    let key = if key.len() <= INLINE_KEY {
+        let mut buf = [0u8; INLINE_KEY];
+        buf[..key.len()].copy_from_slice(key);
+        KeyBytes::Inline {
+            len: key.len() as u8,
+            buf,
+        }
+    } else {
+        KeyBytes::Heap(key.into())
+    };
+    IKey { hash, key }
 }
 
 /// Where a key's live record is, and its value if small. Immutable once published.
@@ -171,6 +227,11 @@ mod tests {
         assert!(find(&idx, 2, b"aac", &g).is_none());
         assert!(find(&idx, 1, b"zzz", &g).is_some());
         assert!(find(&idx, 3, b"zzz", &g).is_none());
+        let long = vec![5u8; 100];
+        let l = make_ikey(2, &long);
+        assert_eq!(l.bytes(), &long[..]);
+        assert!(l < c && a < l);
+        assert_eq!(std::mem::size_of::<IKey>(), 32);
     }
 
     #[test]

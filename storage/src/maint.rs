@@ -124,7 +124,7 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
             let guard = epoch::pin();
             let mut last = 0;
             for ik in &expired {
-                let (hash, key) = (ik.hash, &*ik.key);
+                let (hash, key) = (ik.hash, ik.bytes());
                 let still = inner
                     .lookup(db, hash, key, &guard)
                     .is_some_and(|e| !e.live(now_ms()));
