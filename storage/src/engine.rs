@@ -416,34 +416,80 @@ impl Inner {
         };
         let (file, offset) = w.append(self, &h, key, value)?;
         let entry = self.make_entry(file, offset, value, expire_at_ms);
-        let idx = &self.shards[self.shard_of(hash)].index[db];
-        let counters = &self.dbs[db];
         match existing {
-            Some(node) => {
-                let slot = node.value();
-                let old = slot.load(guard);
-                self.add_dead(old.file, old.record_len(key.len()));
-                match (old.expire_at_ms != 0, expire_at_ms != 0) {
-                    (false, true) => {
-                        counters.expires.fetch_add(1, Ordering::Relaxed);
-                    }
-                    (true, false) => {
-                        counters.expires.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-                slot.replace(entry, guard);
-            }
+            Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
             None => {
+                let idx = &self.shards[self.shard_of(hash)].index[db];
                 idx.insert(make_ikey(hash, key), Slot::new(entry), guard)
                     .release(guard);
-                counters.keys.fetch_add(1, Ordering::Relaxed);
-                if expire_at_ms != 0 {
-                    counters.expires.fetch_add(1, Ordering::Relaxed);
-                }
+                self.count_new(db, expire_at_ms);
             }
         }
         Ok(())
+    }
+
+    /// Plain SET (no condition, no KEEPTTL, no GET): one skiplist search, which finds the
+    /// key's node or inserts it.
+    #[allow(clippy::too_many_arguments)]
+    fn put_blind(
+        &self,
+        w: &mut Writer,
+        db: usize,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: u64,
+        gsn: Gsn,
+        guard: &Guard,
+    ) -> Result<()> {
+        let h = Header {
+            gsn,
+            expire_at_ms,
+            flags: 0,
+            vtype: VTYPE_STRING,
+            db: db as u16,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+        };
+        let (file, offset) = w.append(self, &h, key, value)?;
+        let mut entry = Some(self.make_entry(file, offset, value, expire_at_ms));
+        let idx = &self.shards[self.shard_of(hash)].index[db];
+        let node = idx.get_or_insert_with(
+            make_ikey(hash, key),
+            || Slot::new(entry.take().unwrap_or_else(|| unreachable!())),
+            guard,
+        );
+        match entry {
+            Some(e) => self.replace_entry(db, key.len(), node.value(), e, guard),
+            None => self.count_new(db, expire_at_ms),
+        }
+        node.release(guard);
+        Ok(())
+    }
+
+    fn count_new(&self, db: usize, expire_at_ms: u64) {
+        let counters = &self.dbs[db];
+        counters.keys.fetch_add(1, Ordering::Relaxed);
+        if expire_at_ms != 0 {
+            counters.expires.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes `entry` for an existing key and accounts for the record it supersedes.
+    fn replace_entry(&self, db: usize, key_len: usize, slot: &Slot, entry: Entry, guard: &Guard) {
+        let counters = &self.dbs[db];
+        let old = slot.load(guard);
+        self.add_dead(old.file, old.record_len(key_len));
+        match (old.expire_at_ms != 0, entry.expire_at_ms != 0) {
+            (false, true) => {
+                counters.expires.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                counters.expires.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        slot.replace(entry, guard);
     }
 
     /// Deletes `key` in `db` under the shard's lock `w`, writing a tombstone if it is in the
@@ -461,6 +507,20 @@ impl Inner {
         let Some(node) = find(idx, hash, key, guard) else {
             return Ok(false);
         };
+        self.del_with(w, db, key, gsn, guard, node)?;
+        Ok(true)
+    }
+
+    /// `del_locked` with the key's node already looked up under the same lock hold.
+    pub(crate) fn del_with(
+        &self,
+        w: &mut Writer,
+        db: usize,
+        key: &[u8],
+        gsn: Gsn,
+        guard: &Guard,
+        node: Node<'_, '_>,
+    ) -> Result<()> {
         let h = Header {
             gsn,
             expire_at_ms: 0,
@@ -481,7 +541,7 @@ impl Inner {
         }
         counters.keys.fetch_sub(1, Ordering::Relaxed);
         node.remove();
-        Ok(true)
+        Ok(())
     }
 
     /// Locks the shards of `hashes` in shard order (the one lock order every multi-shard
@@ -775,6 +835,23 @@ impl Engine {
         let mut w = shard.writer.lock();
         inner.check_writable()?;
         let guard = epoch::pin();
+        if let (SetCondition::Always, false, Expiry::Persist | Expiry::At(_)) =
+            (opts.condition, opts.return_old, opts.expiry)
+        {
+            let expire = match opts.expiry {
+                Expiry::At(t) => t.max(1),
+                _ => 0,
+            };
+            let gsn = inner.next_gsn();
+            inner.put_blind(&mut w, db, hash, key, value, expire, gsn, &guard)?;
+            drop(w);
+            self.after_write(gsn);
+            return Ok(SetOutcome {
+                written: true,
+                old: None,
+                gsn,
+            });
+        }
         let node = find(&shard.index[db], hash, key, &guard);
         let cur = node
             .as_ref()
@@ -820,20 +897,18 @@ impl Engine {
         let inner = &*self.inner;
         inner.check_db(db)?;
         let hash = hash_key(key);
-        let guard = epoch::pin();
-        if inner.lookup(db, hash, key, &guard).is_none() {
-            return Ok((false, 0));
-        }
-        let mut w = inner.shards[inner.shard_of(hash)].writer.lock();
+        let shard = &inner.shards[inner.shard_of(hash)];
+        let mut w = shard.writer.lock();
         inner.check_writable()?;
-        // An expired key still gets a tombstone (or an older copy could come back), but
-        // reports false like a key that was not there.
-        let Some(e) = inner.lookup(db, hash, key, &guard) else {
+        let guard = epoch::pin();
+        let Some(node) = find(&shard.index[db], hash, key, &guard) else {
             return Ok((false, 0));
         };
-        let live = e.live(now_ms());
+        // An expired key still gets a tombstone (or an older copy could come back), but
+        // reports false like a key that was not there.
+        let live = node.value().load(&guard).live(now_ms());
         let gsn = inner.next_gsn();
-        inner.del_locked(&mut w, db, hash, key, gsn, &guard)?;
+        inner.del_with(&mut w, db, key, gsn, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok((live, gsn))
