@@ -18,7 +18,7 @@ use crate::config::{Config, SyncMode, TreeConfig};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, Node, Slot, find, make_ikey};
+use crate::index::{Entry, Index, NewEntry, Node, Slot, find, make_ikey};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::Writer;
@@ -256,7 +256,7 @@ impl Inner {
     /// `held`: the shard writers the caller holds locked (reading a buffered record must not
     /// lock them again).
     pub(crate) fn entry_value(&self, key_len: usize, e: &Entry, held: &[&Writer]) -> Result<Bytes> {
-        if let Some(v) = &e.inline {
+        if let Some(v) = e.inline() {
             return Ok(Bytes::copy_from_slice(v));
         }
         let off = e.offset as u64 + (RECORD_HEADER + key_len) as u64;
@@ -341,13 +341,19 @@ impl Inner {
 
     // ---------------------------------------------------------------- write primitives
 
-    fn make_entry(&self, file: u32, offset: u32, value: &[u8], expire_at_ms: u64) -> Entry {
-        Entry {
+    fn make_entry<'v>(
+        &self,
+        file: u32,
+        offset: u32,
+        value: &'v [u8],
+        expire_at_ms: u64,
+    ) -> NewEntry<'v> {
+        NewEntry {
             expire_at_ms,
             file,
             offset,
             value_len: value.len() as u32,
-            inline: (value.len() <= self.inline_value_max).then(|| value.into()),
+            inline: (value.len() <= self.inline_value_max).then_some(value),
         }
     }
 
@@ -476,7 +482,14 @@ impl Inner {
     }
 
     /// Publishes `entry` for an existing key and accounts for the record it supersedes.
-    fn replace_entry(&self, db: usize, key_len: usize, slot: &Slot, entry: Entry, guard: &Guard) {
+    fn replace_entry(
+        &self,
+        db: usize,
+        key_len: usize,
+        slot: &Slot,
+        entry: NewEntry<'_>,
+        guard: &Guard,
+    ) {
         let counters = &self.dbs[db];
         let old = slot.load(guard);
         self.add_dead(old.file, old.record_len(key_len));

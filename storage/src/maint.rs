@@ -13,7 +13,7 @@ use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{Entry, IKey, find};
+use crate::index::{IKey, NewEntry, find};
 use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
 use crate::recovery::scan_log;
 
@@ -328,12 +328,12 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
             }
             let (nf, noff) = w.append(inner, h, key, value)?;
             node.value().replace(
-                Entry {
+                NewEntry {
                     expire_at_ms: cur.expire_at_ms,
                     file: nf,
                     offset: noff,
                     value_len: cur.value_len,
-                    inline: cur.inline.clone(),
+                    inline: cur.inline(),
                 },
                 &guard,
             );
