@@ -1023,6 +1023,7 @@ impl Engine {
     ) -> Result<(RenameOutcome, Gsn)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        inner.check_sizes(dst, b"")?;
         let (hs, hd) = (hash_key(src), hash_key(dst));
         let mut locks = inner.lock_shards(&[hs, hd]);
         inner.check_writable()?;
@@ -1070,6 +1071,7 @@ impl Engine {
         let inner = &*self.inner;
         inner.check_db(src_db)?;
         inner.check_db(dst_db)?;
+        inner.check_sizes(dst, b"")?;
         let (hs, hd) = (hash_key(src), hash_key(dst));
         let mut locks = inner.lock_shards(&[hs, hd]);
         inner.check_writable()?;
@@ -1240,8 +1242,10 @@ impl Engine {
         self.inner.request_sync(gsn);
     }
 
-    /// Registers a hook called from the sync thread after durable_gsn advances or a sync
-    /// fails. It must be cheap (the server's wakes its reactor).
+    /// Registers a hook called after durable_gsn advances or a sync fails. It runs on the
+    /// thread that completed the sync round: usually the sync thread, but also a caller of
+    /// `sync_all`/`close` or the maintenance thread after a compaction. It must be cheap and
+    /// thread-safe (the server's wakes its reactor).
     pub fn on_durable(&self, hook: Arc<dyn Fn() + Send + Sync>) {
         self.inner.hooks.write().push(hook);
     }
