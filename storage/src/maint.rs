@@ -13,7 +13,7 @@ use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{Entry, ikey_hash, user_key, with_ikey};
+use crate::index::{IKey, NewEntry, find};
 use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
 use crate::recovery::scan_log;
 
@@ -57,7 +57,7 @@ pub(crate) fn sync_thread(inner: &Inner) {
 
 /// Where the expiry sweep resumes in each (shard, db).
 struct Sweep {
-    pos: Vec<Option<Box<[u8]>>>,
+    pos: Vec<Option<IKey>>,
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
@@ -96,10 +96,10 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
         for s in 0..inner.nshards {
             let slot = &mut sweep.pos[s * inner.databases + db];
             let idx = &inner.shards[s].index[db];
-            let mut expired: Vec<Box<[u8]>> = Vec::new();
+            let mut expired: Vec<IKey> = Vec::new();
             {
                 let guard = epoch::pin();
-                let mut cur = match slot.as_deref() {
+                let mut cur = match slot.as_ref() {
                     Some(k) => idx.lower_bound(Bound::Excluded(k), &guard),
                     None => idx.front(&guard),
                 };
@@ -124,7 +124,7 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
             let guard = epoch::pin();
             let mut last = 0;
             for ik in &expired {
-                let (hash, key) = (ikey_hash(ik), user_key(ik));
+                let (hash, key) = (ik.hash, ik.bytes());
                 let still = inner
                     .lookup(db, hash, key, &guard)
                     .is_some_and(|e| !e.live(now_ms()));
@@ -317,7 +317,7 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
             }
             let hash = crate::engine::hash_key(key);
             let idx = &shard.index[db];
-            let Some(node) = with_ikey(hash, key, |ik| idx.get(ik, &guard)) else {
+            let Some(node) = find(idx, hash, key, &guard) else {
                 continue;
             };
             let cur = node.value().load(&guard);
@@ -328,12 +328,12 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
             }
             let (nf, noff) = w.append(inner, h, key, value)?;
             node.value().replace(
-                Entry {
+                NewEntry {
                     expire_at_ms: cur.expire_at_ms,
                     file: nf,
                     offset: noff,
                     value_len: cur.value_len,
-                    inline: cur.inline.clone(),
+                    inline: cur.inline(),
                 },
                 &guard,
             );

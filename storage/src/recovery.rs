@@ -18,7 +18,7 @@ use crate::engine::{DbCounters, Inner, Shard, hash_key};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam, hint_path, parse_name};
 use crate::hint;
-use crate::index::{Entry, Slot, make_ikey};
+use crate::index::{NewEntry, Slot, make_ikey};
 use crate::record::{self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER};
 use crate::writer::Writer;
 
@@ -243,7 +243,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         None => cfg.shards,
     };
     let databases = cfg.databases;
-    let max_file_bytes = cfg.max_file_bytes.clamp(64 * 1024, 1 << 31);
+    let max_file_bytes = cfg.max_file_bytes.clamp(4096, 1 << 31);
     let inner = Inner {
         dir: dir.clone(),
         logger: logger.clone(),
@@ -368,12 +368,12 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             if rec.expire_at_ms != 0 {
                 c.expires.fetch_add(1, Ordering::Relaxed);
             }
-            let e = Entry {
+            let e = NewEntry {
                 expire_at_ms: rec.expire_at_ms,
                 file: rec.file,
                 offset: rec.offset,
                 value_len: rec.value_len,
-                inline,
+                inline: inline.as_deref(),
             };
             index[db as usize]
                 .insert(make_ikey(hash_key(&key), &key), Slot::new(e), &guard)
