@@ -1,18 +1,14 @@
 #![allow(clippy::unwrap_used)]
 //! Read-modify-write commands on values too big to live inline in the index (> 64 bytes),
 //! right after they were written (still in the engine's write buffer).
-//!
-//! Ignored for now: with the storage branch as merged (524ca6f), `Engine::update` and
-//! `Engine::set` with `return_old` hold the shard's writer lock and then read the old value
-//! through `read_value`, which locks the same writer to serve bytes still in its buffer: the
-//! reactor thread deadlocks (engine.rs:834 -> 262 -> 287). Run with `--ignored` once fixed.
+//! A regression test: an engine that re-locks the shard writer to read the old value from
+//! its buffer deadlocks the reactor here (seen with storage 524ca6f, fixed since).
 
 mod common;
 
 use common::Server;
 
 #[test]
-#[ignore = "storage deadlock: Engine::update/set(return_old) re-lock the shard writer for buffered values"]
 fn rmw_commands_on_buffered_big_values() {
     let server = Server::start(&[]);
     let mut c = server.connect();
