@@ -241,6 +241,12 @@ impl Server {
         self.port
     }
 
+    /// Test seam: the engine's next fsync fails with EIO, as a failing disk would.
+    #[doc(hidden)]
+    pub fn fail_next_sync(&self) {
+        self.shared.engine.fail_next_sync();
+    }
+
     /// A handle that stops the server from another thread.
     #[must_use]
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {
