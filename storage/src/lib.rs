@@ -1,1 +1,38 @@
 //! Respite's storage engine. No sockets, no RESP: usable as an embedded library.
+//!
+//! Map of the modules:
+//! - `engine`: databases, shard routing, TTL, the public [`Engine`].
+//! - `config`, `types`, `error`: the public vocabulary.
+//! - `glob`: Redis glob matching for SCAN MATCH / KEYS.
+//! - `index`: the lock-free skiplist index and its RCU entries.
+//! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md).
+//! - `cache`: the 4 KiB block cache.
+//! - `recovery`: start-up from hints and log scans.
+//! - `maint`: the sync thread (group commit) and the maintenance thread (hints, expiry sweep,
+//!   compaction, deletion of compacted logs).
+//!
+//! This crate must not depend on the protocol or server crates.
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod file;
+mod glob;
+mod hint;
+mod index;
+mod maint;
+mod record;
+mod recovery;
+mod types;
+mod writer;
+
+pub use bytes::Bytes;
+pub use config::{BackendKind, Config, SyncMode, TreeConfig};
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use glob::glob_match;
+pub use types::{
+    Current, DbStats, Expiry, Gsn, RenameOutcome, SetCondition, SetOptions, SetOutcome, Stats,
+    Update,
+};

@@ -1,0 +1,575 @@
+//! The command table and what every handler shares.
+//!
+//! A request's name is looked up once, case-insensitively and without allocating, in a
+//! static table of name, arity (negative = at least), flags, key positions and handler.
+//! Handlers take the arguments (name included) and return a reply value or a `CmdError`;
+//! `reply.rs` turns errors into text and the connection encodes the result.
+
+mod connection;
+mod keys;
+mod server;
+mod string;
+
+pub use connection::REDIS_VERSION;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use respite_protocol::{Reply, Version};
+use respite_storage::Gsn;
+
+use crate::reply::{CmdError, CmdResult};
+use crate::shared::{ClientMeta, ReactorStats, Shared};
+
+/// The command writes data.
+pub const WRITE: u32 = 1;
+/// The command only reads data.
+pub const READONLY: u32 = 1 << 1;
+/// O(1) or O(log n).
+pub const FAST: u32 = 1 << 2;
+/// Administrative.
+pub const ADMIN: u32 = 1 << 3;
+/// Allowed before AUTH.
+pub const NO_AUTH: u32 = 1 << 4;
+/// May grow memory.
+pub const DENYOOM: u32 = 1 << 5;
+/// Connection state only.
+pub const LOADING: u32 = 1 << 6;
+/// Served while stale.
+pub const STALE: u32 = 1 << 7;
+
+/// A handler: the arguments include the command name at index 0.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+
+/// One row of the command table.
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Argument count including the name; negative means "at least -arity".
+    pub arity: i32,
+    /// WRITE, READONLY, FAST...
+    pub flags: u32,
+    /// Position of the first key (0 = none).
+    pub first_key: i32,
+    /// Position of the last key (-1 = last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// COMMAND DOCS group.
+    pub group: &'static str,
+    /// COMMAND DOCS summary.
+    pub summary: &'static str,
+    /// The handler.
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    /// True when `argc` fits the arity.
+    #[must_use]
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Redis's flag names for COMMAND INFO.
+    #[must_use]
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let names = [
+            (WRITE, "write"),
+            (READONLY, "readonly"),
+            (DENYOOM, "denyoom"),
+            (ADMIN, "admin"),
+            (NO_AUTH, "no_auth"),
+            (LOADING, "loading"),
+            (STALE, "stale"),
+            (FAST, "fast"),
+        ];
+        names
+            .iter()
+            .filter(|(f, _)| self.flags & f != 0)
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $group:literal, $summary:literal, $handler:path) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            group: $group,
+            summary: $summary,
+            handler: $handler,
+        }
+    };
+}
+
+/// The command table.
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    // connection
+    cmd!("ping", -1, FAST | STALE, 0, 0, 0, "connection", "Returns the server's liveliness response.", connection::ping),
+    cmd!("echo", 2, FAST, 0, 0, 0, "connection", "Returns the given string.", connection::echo),
+    cmd!("quit", -1, NO_AUTH | FAST | LOADING | STALE, 0, 0, 0, "connection", "Closes the connection.", connection::quit),
+    cmd!("hello", -1, NO_AUTH | FAST | LOADING | STALE, 0, 0, 0, "connection", "Handshakes with the Redis server.", connection::hello),
+    cmd!("auth", -2, NO_AUTH | FAST | LOADING | STALE, 0, 0, 0, "connection", "Authenticates the connection.", connection::auth),
+    cmd!("select", 2, FAST | LOADING | STALE, 0, 0, 0, "connection", "Changes the selected database.", connection::select),
+    cmd!("reset", 1, NO_AUTH | FAST | LOADING | STALE, 0, 0, 0, "connection", "Resets the connection.", connection::reset),
+    cmd!("client", -2, STALE, 0, 0, 0, "connection", "A container for client connection commands.", connection::client),
+    // strings
+    cmd!("get", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the string value of a key.", string::get),
+    cmd!("set", -3, WRITE | DENYOOM, 1, 1, 1, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", string::set),
+    cmd!("setnx", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Set the string value of a key only when the key doesn't exist.", string::setnx),
+    cmd!("setex", 4, WRITE | DENYOOM, 1, 1, 1, "string", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", string::setex),
+    cmd!("psetex", 4, WRITE | DENYOOM, 1, 1, 1, "string", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", string::psetex),
+    cmd!("getset", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Returns the previous string value of a key after setting it to a new value.", string::getset),
+    cmd!("getdel", 2, WRITE | FAST, 1, 1, 1, "string", "Returns the string value of a key after deleting the key.", string::getdel),
+    cmd!("getex", -2, WRITE | FAST, 1, 1, 1, "string", "Returns the string value of a key after setting its expiration time.", string::getex),
+    cmd!("mget", -2, READONLY | FAST, 1, -1, 1, "string", "Atomically returns the string values of one or more keys.", string::mget),
+    cmd!("mset", -3, WRITE | DENYOOM, 1, -1, 2, "string", "Atomically creates or modifies the string values of one or more keys.", string::mset),
+    cmd!("msetnx", -3, WRITE | DENYOOM, 1, -1, 2, "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", string::msetnx),
+    cmd!("append", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", string::append),
+    cmd!("strlen", 2, READONLY | FAST, 1, 1, 1, "string", "Returns the length of a string value.", string::strlen),
+    cmd!("incr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", string::incr),
+    cmd!("decr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", string::decr),
+    cmd!("incrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", string::incrby),
+    cmd!("decrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", string::decrby),
+    cmd!("incrbyfloat", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", string::incrbyfloat),
+    cmd!("getrange", 4, READONLY, 1, 1, 1, "string", "Returns a substring of the string stored at a key.", string::getrange),
+    cmd!("substr", 4, READONLY, 1, 1, 1, "string", "Returns a substring from a string value.", string::getrange),
+    cmd!("setrange", 4, WRITE | DENYOOM, 1, 1, 1, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", string::setrange),
+    // keys
+    cmd!("del", -2, WRITE, 1, -1, 1, "generic", "Deletes one or more keys.", keys::del),
+    cmd!("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", "Asynchronously deletes one or more keys.", keys::del),
+    cmd!("exists", -2, READONLY | FAST, 1, -1, 1, "generic", "Determines whether one or more keys exist.", keys::exists),
+    cmd!("touch", -2, READONLY | FAST, 1, -1, 1, "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
+    cmd!("type", 2, READONLY | FAST, 1, 1, 1, "generic", "Determines the type of value stored at a key.", keys::type_),
+    cmd!("expire", -3, WRITE | FAST, 1, 1, 1, "generic", "Sets the expiration time of a key in seconds.", keys::expire),
+    cmd!("pexpire", -3, WRITE | FAST, 1, 1, 1, "generic", "Sets the expiration time of a key in milliseconds.", keys::expire),
+    cmd!("expireat", -3, WRITE | FAST, 1, 1, 1, "generic", "Sets the expiration time of a key to a Unix timestamp.", keys::expire),
+    cmd!("pexpireat", -3, WRITE | FAST, 1, 1, 1, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys::expire),
+    cmd!("ttl", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time in seconds of a key.", keys::ttl),
+    cmd!("pttl", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time in milliseconds of a key.", keys::ttl),
+    cmd!("expiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix timestamp.", keys::ttl),
+    cmd!("pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::ttl),
+    cmd!("persist", 2, WRITE | FAST, 1, 1, 1, "generic", "Removes the expiration time of a key.", keys::persist),
+    cmd!("keys", 2, READONLY, 0, 0, 0, "generic", "Returns all key names that match a pattern.", keys::keys),
+    cmd!("scan", -2, READONLY, 0, 0, 0, "generic", "Iterates over the key names in the database.", keys::scan),
+    cmd!("randomkey", 1, READONLY, 0, 0, 0, "generic", "Returns a random key name from the database.", keys::randomkey),
+    cmd!("rename", 3, WRITE, 1, 2, 1, "generic", "Renames a key and overwrites the destination.", keys::rename),
+    cmd!("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", "Renames a key only when the target key name doesn't exist.", keys::rename),
+    cmd!("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", "Copies the value of a key to a new key.", keys::copy),
+    cmd!("move", 3, WRITE | FAST, 1, 1, 1, "generic", "Moves a key to another database.", keys::move_),
+    cmd!("dbsize", 1, READONLY | FAST, 0, 0, 0, "server", "Returns the number of keys in the database.", keys::dbsize),
+    cmd!("flushdb", -1, WRITE, 0, 0, 0, "server", "Remove all keys from the current database.", keys::flushdb),
+    cmd!("flushall", -1, WRITE, 0, 0, 0, "server", "Removes all keys from all databases.", keys::flushall),
+    // server
+    cmd!("info", -1, LOADING | STALE, 0, 0, 0, "server", "Returns information and statistics about the server.", server::info),
+    cmd!("config", -2, 0, 0, 0, 0, "server", "A container for server configuration commands.", server::config),
+    cmd!("command", -1, LOADING | STALE, 0, 0, 0, "server", "Returns detailed information about all commands.", server::command),
+    cmd!("time", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the server time.", server::time),
+    cmd!("save", 1, ADMIN, 0, 0, 0, "server", "Synchronously saves the database(s) to disk.", server::save),
+    cmd!("bgsave", -1, ADMIN, 0, 0, 0, "server", "Asynchronously saves the database(s) to disk.", server::bgsave),
+    cmd!("bgrewriteaof", 1, ADMIN, 0, 0, 0, "server", "Asynchronously rewrites the append-only file to disk.", server::bgrewriteaof),
+    cmd!("lastsave", 1, LOADING | STALE | FAST, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
+    cmd!("shutdown", -1, ADMIN | NO_AUTH | LOADING | STALE, 0, 0, 0, "server", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
+    cmd!("memory", -2, 0, 0, 0, 0, "server", "A container for memory diagnostics commands.", server::memory),
+    cmd!("object", -2, 0, 0, 0, 0, "generic", "A container for object introspection commands.", server::object),
+    cmd!("function", -2, 0, 0, 0, 0, "scripting", "A container for function commands.", server::function),
+    cmd!("waitaof", 4, 0, 0, 0, 0, "generic", "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.", server::waitaof),
+    cmd!("wait", 3, 0, 0, 0, 0, "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", server::wait),
+];
+
+/// Subcommands of container commands, for CLIENT LIST's `cmd=client|list`.
+pub static SUBCOMMANDS: &[&str] = &[
+    "client|id",
+    "client|setname",
+    "client|getname",
+    "client|info",
+    "client|list",
+    "client|kill",
+    "client|setinfo",
+    "client|no-evict",
+    "client|no-touch",
+    "client|help",
+    "config|get",
+    "config|set",
+    "config|resetstat",
+    "config|rewrite",
+    "config|help",
+    "command|count",
+    "command|list",
+    "command|info",
+    "command|docs",
+    "command|getkeys",
+    "command|help",
+    "object|encoding",
+    "object|refcount",
+    "object|idletime",
+    "object|freq",
+    "object|help",
+    "memory|usage",
+    "memory|doctor",
+    "memory|help",
+    "function|list",
+    "function|flush",
+];
+
+/// `last_cmd` packs the table index in the low 16 bits and 1 + the SUBCOMMANDS index above.
+const SUB_SHIFT: u32 = 16;
+
+fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
+    let Some(sub) = args.get(1) else {
+        return 0;
+    };
+    SUBCOMMANDS
+        .iter()
+        .position(|full| {
+            full.split_once('|')
+                .is_some_and(|(c, s)| c == spec.name && sub.eq_ignore_ascii_case(s.as_bytes()))
+        })
+        .map_or(0, |i| (i + 1) << SUB_SHIFT)
+}
+
+/// The `cmd=` name of a packed `last_cmd` value (`get`, `client|list`, `NULL`).
+#[must_use]
+pub fn last_command_name(packed: usize) -> &'static str {
+    let sub = packed >> SUB_SHIFT;
+    if sub > 0
+        && let Some(name) = SUBCOMMANDS.get(sub - 1)
+    {
+        return name;
+    }
+    COMMANDS
+        .get(packed & ((1 << SUB_SHIFT) - 1))
+        .map_or("NULL", |s| s.name)
+}
+
+/// Looks a command up by name, ASCII case-insensitively, without allocating.
+#[must_use]
+pub fn lookup(name: &[u8]) -> Option<(usize, &'static CommandSpec)> {
+    static INDEX: OnceLock<HashMap<&'static [u8], usize>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), i))
+            .collect()
+    });
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    index.get(&*lower).map(|&i| (i, &COMMANDS[i]))
+}
+
+/// What the connection must do after a command's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum After {
+    /// Nothing special.
+    #[default]
+    Nothing,
+    /// Close the connection once the reply is written (QUIT).
+    Close,
+    /// Close the connection and stop the server (SHUTDOWN): no reply.
+    Shutdown,
+    /// WAITAOF: reply `[1, 0]` once `gsn` is durable, `[0, 0]` at `deadline_ms` (0 = never).
+    WaitAof { gsn: Gsn, timeout_ms: u64 },
+}
+
+/// Per-connection state commands read and change.
+pub struct Client {
+    /// Shared view of this client (CLIENT LIST).
+    pub meta: Arc<ClientMeta>,
+    /// Selected database.
+    pub db: usize,
+    /// RESP2 or RESP3.
+    pub version: Version,
+    /// False until AUTH when requirepass is set.
+    pub authed: bool,
+    /// Highest GSN this client wrote (WAITAOF waits for it).
+    pub last_write_gsn: Gsn,
+}
+
+/// What a handler works with.
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub shared: &'a Shared,
+    /// This connection.
+    pub client: &'a mut Client,
+    /// The reactor's counters.
+    pub stats: &'a ReactorStats,
+    /// Highest GSN this command wrote (0 = none).
+    pub gsn: Gsn,
+    /// Follow-up for the connection.
+    pub after: After,
+}
+
+impl Ctx<'_> {
+    /// Records a write's GSN.
+    pub fn wrote(&mut self, gsn: Gsn) {
+        self.gsn = self.gsn.max(gsn);
+    }
+
+    /// Counts a key lookup as a hit or a miss.
+    pub fn hit(&self, found: bool) {
+        let c = if found {
+            &self.stats.keyspace_hits
+        } else {
+            &self.stats.keyspace_misses
+        };
+        ReactorStats::add(c, 1);
+    }
+
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+}
+
+/// Runs one request. `args` is never empty.
+pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    ReactorStats::add(&ctx.stats.commands, 1);
+    let result = dispatch(ctx, args);
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            ReactorStats::add(&ctx.stats.error_replies, 1);
+            e.reply()
+        }
+    }
+}
+
+fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let Some((index, spec)) = lookup(&args[0]) else {
+        return Err(crate::reply::unknown_command(args));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err(CmdError::Arity(spec.name.to_owned()));
+    }
+    if !ctx.client.authed && spec.flags & NO_AUTH == 0 {
+        return Err(CmdError::NoAuth);
+    }
+    ctx.client
+        .meta
+        .last_cmd
+        .store(index | subcommand_bits(spec, args), Ordering::Relaxed);
+    // After an fsync failure the engine refuses writes itself (Error::WritesRefused, which
+    // reply.rs words as MISCONF); no per-command check is needed here.
+    (spec.handler)(ctx, args)
+}
+
+/// Redis's string2ll: optional '-', digits, no leading zeros, no spaces, fits i64.
+#[must_use]
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = match b[0] {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
+}
+
+/// An integer argument or Redis's "not an integer" error.
+///
+/// # Errors
+///
+/// `CmdError::NotInteger`.
+pub fn arg_i64(b: &[u8]) -> Result<i64, CmdError> {
+    parse_i64(b).ok_or(CmdError::NotInteger)
+}
+
+/// Redis's string-to-long-double rules for a float argument: no spaces, not NaN.
+#[must_use]
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower.contains("nan") {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
+/// Formats a float the way INCRBYFLOAT stores it. Redis adds in `long double` and prints
+/// 17 decimals with trailing zeros cut, so `1.1 + 0.1` reads `1.2`; in `f64` the sum is
+/// 1.2000000000000002. Rounding to 15 significant digits (all an f64 holds exactly) before
+/// printing the shortest text gives the same answers for ordinary values. No exponent.
+#[must_use]
+pub fn format_f64(v: f64) -> String {
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    if rounded == 0.0 {
+        return "0".into();
+    }
+    let s = format!("{rounded}");
+    s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+}
+
+/// ASCII case-insensitive comparison of an argument with a keyword.
+#[must_use]
+pub fn is(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// Lossy UTF-8 of an argument, for error texts.
+#[must_use]
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Reply helpers.
+pub fn int(n: impl TryInto<i64>) -> Reply {
+    Reply::Integer(n.try_into().unwrap_or(i64::MAX))
+}
+
+/// A bulk reply copied from a string.
+pub fn bulk_str(s: impl Into<String>) -> Reply {
+    Reply::Bulk(Bytes::from(s.into()))
+}
+
+/// A bulk reply or Null.
+pub fn bulk_opt(b: Option<Bytes>) -> Reply {
+    b.map_or(Reply::Null, Reply::Bulk)
+}
+
+/// Checks that a subcommand got the right number of arguments.
+///
+/// # Errors
+///
+/// `ERR wrong number of arguments for 'cmd|sub' command`.
+pub fn sub_arity(args: &[Bytes], ok: bool) -> Result<(), CmdError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CmdError::Arity(format!(
+            "{}|{}",
+            text(&args[0]).to_ascii_lowercase(),
+            text(&args[1]).to_ascii_lowercase()
+        )))
+    }
+}
+
+/// The "unknown subcommand" error for `args[1]`.
+#[must_use]
+pub fn unknown_sub(args: &[Bytes]) -> CmdError {
+    CmdError::UnknownSubcommand {
+        cmd: text(&args[0]).to_ascii_uppercase(),
+        sub: text(&args[1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").unwrap().1.name, "get");
+        assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn table_names_are_lower_case_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for c in COMMANDS {
+            assert_eq!(c.name, c.name.to_ascii_lowercase());
+            assert!(seen.insert(c.name), "{} twice", c.name);
+        }
+    }
+
+    #[test]
+    fn subcommand_names_pack_into_last_cmd() {
+        let (index, spec) = lookup(b"CLIENT").unwrap();
+        let args = [Bytes::from("CLIENT"), Bytes::from("List")];
+        assert_eq!(
+            last_command_name(index | subcommand_bits(spec, &args)),
+            "client|list"
+        );
+        let (index, spec) = lookup(b"get").unwrap();
+        assert_eq!(
+            last_command_name(index | subcommand_bits(spec, &args[..1])),
+            "get"
+        );
+        assert_eq!(last_command_name(usize::MAX), "NULL");
+        for full in SUBCOMMANDS {
+            let (container, _) = full.split_once('|').unwrap();
+            assert!(lookup(container.as_bytes()).is_some(), "{full}");
+        }
+    }
+
+    #[test]
+    fn arity() {
+        let get = lookup(b"get").unwrap().1;
+        assert!(get.arity_ok(2));
+        assert!(!get.arity_ok(3));
+        let set = lookup(b"set").unwrap().1;
+        assert!(set.arity_ok(3));
+        assert!(set.arity_ok(8));
+        assert!(!set.arity_ok(2));
+    }
+
+    #[test]
+    fn integers_follow_string2ll() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        for bad in [&b""[..], b"01", b"-0", b"+1", b" 1", b"1 ", b"1a", b"-"] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(format_f64(10.5 + 0.1), "10.6");
+        assert_eq!(format_f64(3.0), "3");
+        assert_eq!(format_f64(-0.0), "0");
+        assert_eq!(format_f64(5.0e3), "5000");
+        assert_eq!(format_f64(1.1 + 0.1), "1.2");
+        assert_eq!(format_f64(0.1 + 0.2), "0.3");
+        assert_eq!(format_f64(-2.5), "-2.5");
+        assert_eq!(format_f64(1e30), "1000000000000000000000000000000");
+        assert_eq!(format_f64(123_456_789.123_456_7), "123456789.123457");
+    }
+}

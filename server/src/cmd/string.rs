@@ -1,0 +1,422 @@
+//! String commands: GET, SET and family, counters, ranges.
+
+use bytes::{Bytes, BytesMut};
+use respite_protocol::Reply;
+use respite_storage::{Expiry, SetCondition, SetOptions, Update};
+
+use super::{Ctx, arg_i64, bulk_opt, format_f64, int, is, parse_f64, parse_i64};
+use crate::reply::{CmdError, CmdResult};
+use crate::shared::now_ms;
+
+/// Turns a relative or absolute expire argument into absolute ms, with Redis's checks
+/// (`ERR invalid expire time in '<cmd>' command` for <= 0 or overflow).
+fn expire_at(
+    value: &[u8],
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &'static str,
+) -> Result<u64, CmdError> {
+    let v = arg_i64(value)?;
+    if v <= 0 {
+        return Err(CmdError::InvalidExpire(cmd));
+    }
+    let ms = v.checked_mul(unit_ms).ok_or(CmdError::InvalidExpire(cmd))?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(i64::try_from(now_ms()).unwrap_or(i64::MAX))
+            .ok_or(CmdError::InvalidExpire(cmd))?
+    };
+    u64::try_from(at).map_err(|_| CmdError::InvalidExpire(cmd))
+}
+
+pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let v = ctx.shared.engine.get(ctx.db(), &args[1])?;
+    ctx.hit(v.is_some());
+    Ok(bulk_opt(v))
+}
+
+fn max_len(ctx: &Ctx<'_>) -> u64 {
+    ctx.shared.config.read().proto_max_bulk_len
+}
+
+pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut opts = SetOptions::default();
+    let mut expiry_set = false;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        let next = args.get(i + 1);
+        if is(a, "NX") && opts.condition == SetCondition::Always {
+            opts.condition = SetCondition::IfAbsent;
+        } else if is(a, "XX") && opts.condition == SetCondition::Always {
+            opts.condition = SetCondition::IfPresent;
+        } else if is(a, "GET") {
+            opts.return_old = true;
+        } else if is(a, "KEEPTTL") && !expiry_set {
+            opts.expiry = Expiry::KeepTtl;
+            expiry_set = true;
+        } else if !expiry_set
+            && let Some(next) = next
+            && (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
+        {
+            let unit = if is(a, "EX") || is(a, "EXAT") {
+                1000
+            } else {
+                1
+            };
+            let absolute = is(a, "EXAT") || is(a, "PXAT");
+            opts.expiry = Expiry::At(expire_at(next, unit, absolute, "set")?);
+            expiry_set = true;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let out = ctx.shared.engine.set(ctx.db(), &args[1], &args[2], opts)?;
+    ctx.wrote(out.gsn);
+    if opts.return_old {
+        return Ok(bulk_opt(out.old));
+    }
+    Ok(if out.written {
+        Reply::ok()
+    } else {
+        Reply::Null
+    })
+}
+
+fn set_simple(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    value: &[u8],
+    opts: SetOptions,
+) -> Result<bool, CmdError> {
+    let out = ctx.shared.engine.set(ctx.db(), key, value, opts)?;
+    ctx.wrote(out.gsn);
+    Ok(out.written)
+}
+
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let opts = SetOptions {
+        condition: SetCondition::IfAbsent,
+        ..SetOptions::default()
+    };
+    Ok(int(i64::from(set_simple(ctx, &args[1], &args[2], opts)?)))
+}
+
+fn setex_generic(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, cmd: &'static str) -> CmdResult {
+    let at = expire_at(&args[2], unit, false, cmd)?;
+    let opts = SetOptions {
+        expiry: Expiry::At(at),
+        ..SetOptions::default()
+    };
+    set_simple(ctx, &args[1], &args[3], opts)?;
+    Ok(Reply::ok())
+}
+
+pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, args, 1000, "setex")
+}
+
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    setex_generic(ctx, args, 1, "psetex")
+}
+
+pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let opts = SetOptions {
+        return_old: true,
+        ..SetOptions::default()
+    };
+    let out = ctx.shared.engine.set(ctx.db(), &args[1], &args[2], opts)?;
+    ctx.wrote(out.gsn);
+    Ok(bulk_opt(out.old))
+}
+
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (old, gsn) = ctx
+        .shared
+        .engine
+        .update(ctx.db(), &args[1], |cur| match cur {
+            Some(c) => (Update::Delete, Some(c.value)),
+            None => (Update::Keep, None),
+        })?;
+    ctx.wrote(gsn);
+    ctx.hit(old.is_some());
+    Ok(bulk_opt(old))
+}
+
+pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    // None: leave the TTL; Some(None): PERSIST; Some(Some(at)): new expiry.
+    let mut change: Option<Option<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "PERSIST") && change.is_none() {
+            change = Some(None);
+        } else if change.is_none()
+            && let Some(next) = args.get(i + 1)
+            && (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
+        {
+            let unit = if is(a, "EX") || is(a, "EXAT") {
+                1000
+            } else {
+                1
+            };
+            let absolute = is(a, "EXAT") || is(a, "PXAT");
+            change = Some(Some(expire_at(next, unit, absolute, "getex")?));
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let now = now_ms();
+    let (value, gsn) = ctx.shared.engine.update(ctx.db(), &args[1], |cur| {
+        let Some(c) = cur else {
+            return (Update::Keep, None);
+        };
+        let update = match change {
+            None => Update::Keep,
+            Some(Some(at)) if at <= now => Update::Delete,
+            Some(Some(at)) => Update::SetExpiry(Some(at)),
+            Some(None) if c.expire_at_ms.is_some() => Update::SetExpiry(None),
+            Some(None) => Update::Keep,
+        };
+        (update, Some(c.value))
+    })?;
+    ctx.wrote(gsn);
+    ctx.hit(value.is_some());
+    Ok(bulk_opt(value))
+}
+
+pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity(args.len() - 1);
+    for k in &args[1..] {
+        let v = ctx.shared.engine.get(ctx.db(), k)?;
+        ctx.hit(v.is_some());
+        out.push(bulk_opt(v));
+    }
+    Ok(Reply::Array(out))
+}
+
+fn mset_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, CmdError> {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::Arity(super::text(&args[0]).to_ascii_lowercase()));
+    }
+    let pairs: Vec<(&[u8], &[u8])> = args[1..]
+        .chunks_exact(2)
+        .map(|p| (&p[0][..], &p[1][..]))
+        .collect();
+    let (written, gsn) = ctx.shared.engine.mset(ctx.db(), &pairs, nx)?;
+    ctx.wrote(gsn);
+    Ok(written)
+}
+
+pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    mset_generic(ctx, args, false)?;
+    Ok(Reply::ok())
+}
+
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(int(i64::from(mset_generic(ctx, args, true)?)))
+}
+
+fn too_big() -> CmdError {
+    CmdError::Static("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
+pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let max = max_len(ctx);
+    let tail = &args[2];
+    let (len, gsn) = ctx
+        .shared
+        .engine
+        .update(ctx.db(), &args[1], |cur| match cur {
+            None => (
+                Update::Set {
+                    value: tail.clone(),
+                    expiry: Expiry::Persist,
+                },
+                Ok(tail.len()),
+            ),
+            Some(c) => {
+                let total = c.value.len() + tail.len();
+                if total as u64 > max {
+                    return (Update::Keep, Err(too_big()));
+                }
+                if tail.is_empty() {
+                    return (Update::Keep, Ok(total));
+                }
+                let mut v = BytesMut::with_capacity(total);
+                v.extend_from_slice(&c.value);
+                v.extend_from_slice(tail);
+                (
+                    Update::Set {
+                        value: v.freeze(),
+                        expiry: Expiry::KeepTtl,
+                    },
+                    Ok(total),
+                )
+            }
+        })?;
+    let len = len?;
+    ctx.wrote(gsn);
+    Ok(int(len))
+}
+
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = ctx.shared.engine.value_len(ctx.db(), &args[1])?;
+    Ok(int(n.unwrap_or(0)))
+}
+
+fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
+    let (res, gsn) = ctx.shared.engine.update(ctx.db(), key, |cur| {
+        let (old, keep_ttl) = match &cur {
+            None => (0, false),
+            Some(c) => match parse_i64(&c.value) {
+                Some(v) => (v, true),
+                None => return (Update::Keep, Err(CmdError::NotInteger)),
+            },
+        };
+        let Some(new) = old.checked_add(by) else {
+            return (Update::Keep, Err(CmdError::Overflow));
+        };
+        let mut buf = itoa::Buffer::new();
+        let value = Bytes::copy_from_slice(buf.format(new).as_bytes());
+        let expiry = if keep_ttl {
+            Expiry::KeepTtl
+        } else {
+            Expiry::Persist
+        };
+        (Update::Set { value, expiry }, Ok(new))
+    })?;
+    let n = res?;
+    ctx.wrote(gsn);
+    Ok(Reply::Integer(n))
+}
+
+pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_generic(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    incr_generic(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = arg_i64(&args[2])?;
+    incr_generic(ctx, &args[1], by)
+}
+
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = arg_i64(&args[2])?;
+    // Redis refuses to negate LLONG_MIN.
+    let by = by
+        .checked_neg()
+        .ok_or(CmdError::Static("ERR decrement would overflow"))?;
+    incr_generic(ctx, &args[1], by)
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_f64(&args[2]).ok_or(CmdError::NotFloat)?;
+    let (res, gsn) = ctx.shared.engine.update(ctx.db(), &args[1], |cur| {
+        let (old, keep_ttl) = match &cur {
+            None => (0.0, false),
+            Some(c) => match parse_f64(&c.value) {
+                Some(v) => (v, true),
+                None => return (Update::Keep, Err(CmdError::NotFloat)),
+            },
+        };
+        let new = old + by;
+        if !new.is_finite() {
+            return (
+                Update::Keep,
+                Err(CmdError::Static(
+                    "ERR increment would produce NaN or Infinity",
+                )),
+            );
+        }
+        let text = Bytes::from(format_f64(new));
+        let expiry = if keep_ttl {
+            Expiry::KeepTtl
+        } else {
+            Expiry::Persist
+        };
+        (
+            Update::Set {
+                value: text.clone(),
+                expiry,
+            },
+            Ok(text),
+        )
+    })?;
+    let text = res?;
+    ctx.wrote(gsn);
+    Ok(Reply::Bulk(text))
+}
+
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let start = arg_i64(&args[2])?;
+    let end = arg_i64(&args[3])?;
+    let Some(v) = ctx.shared.engine.get(ctx.db(), &args[1])? else {
+        return Ok(Reply::Bulk(Bytes::new()));
+    };
+    let len = i64::try_from(v.len()).unwrap_or(i64::MAX);
+    // Redis: negative start and end both past the front give "".
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::Bulk(Bytes::new()));
+    }
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return Ok(Reply::Bulk(Bytes::new()));
+    }
+    let (s, e) = (
+        usize::try_from(start).unwrap_or(0),
+        usize::try_from(end).unwrap_or(0),
+    );
+    Ok(Reply::Bulk(v.slice(s..=e)))
+}
+
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let offset = arg_i64(&args[2])?;
+    if offset < 0 {
+        return Err(CmdError::Static("ERR offset is out of range"));
+    }
+    let offset = usize::try_from(offset).map_err(|_| too_big())?;
+    let patch = &args[3];
+    let max = max_len(ctx);
+    if patch.is_empty() {
+        // Nothing to write: the reply is the current length (0 when missing).
+        let n = ctx.shared.engine.value_len(ctx.db(), &args[1])?;
+        return Ok(int(n.unwrap_or(0)));
+    }
+    if (offset as u64).saturating_add(patch.len() as u64) > max {
+        return Err(too_big());
+    }
+    let (len, gsn) = ctx.shared.engine.update(ctx.db(), &args[1], |cur| {
+        let (old, expiry) = match &cur {
+            None => (&[][..], Expiry::Persist),
+            Some(c) => (&c.value[..], Expiry::KeepTtl),
+        };
+        let total = old.len().max(offset + patch.len());
+        let mut v = BytesMut::zeroed(total);
+        v[..old.len()].copy_from_slice(old);
+        v[offset..offset + patch.len()].copy_from_slice(patch);
+        (
+            Update::Set {
+                value: v.freeze(),
+                expiry,
+            },
+            total,
+        )
+    })?;
+    ctx.wrote(gsn);
+    Ok(int(len))
+}

@@ -1,0 +1,171 @@
+//! The one place that turns a command's failure into Redis's error text.
+//!
+//! Handlers return `Result<Reply, CmdError>`; the connection encodes the `Ok` reply or
+//! `CmdError::reply()` into its output buffer.
+
+use bytes::Bytes;
+use respite_protocol::Reply;
+
+/// Why a command failed, as Redis would word it.
+#[derive(Debug)]
+pub enum CmdError {
+    /// `ERR wrong number of arguments for '<name>' command` (name lower-case, `a|b` for subs).
+    Arity(String),
+    /// `ERR syntax error`.
+    Syntax,
+    /// `ERR value is not an integer or out of range`.
+    NotInteger,
+    /// `ERR value is not a valid float`.
+    NotFloat,
+    /// `ERR increment or decrement would overflow`.
+    Overflow,
+    /// `ERR invalid expire time in '<cmd>' command`.
+    InvalidExpire(&'static str),
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`. Only strings
+    /// exist so far; kept so the text lives here when lists and hashes arrive.
+    #[allow(dead_code)]
+    WrongType,
+    /// `ERR no such key`.
+    NoSuchKey,
+    /// `ERR DB index is out of range`.
+    DbIndex,
+    /// `NOAUTH Authentication required.`
+    NoAuth,
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand { cmd: String, sub: String },
+    /// Writes are refused after a failed fsync: `MISCONF ...`.
+    Misconf(String),
+    /// Any other error line, full text with its code prefix (e.g. "ERR ...").
+    Text(String),
+    /// A fixed error line.
+    Static(&'static str),
+}
+
+impl CmdError {
+    /// An `ERR ...` error with a formatted text.
+    pub fn err(text: impl std::fmt::Display) -> CmdError {
+        CmdError::Text(format!("ERR {text}"))
+    }
+
+    /// The error line (without `-` and CRLF).
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            CmdError::Arity(name) => format!("ERR wrong number of arguments for '{name}' command"),
+            CmdError::Syntax => "ERR syntax error".into(),
+            CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
+            CmdError::NotFloat => "ERR value is not a valid float".into(),
+            CmdError::Overflow => "ERR increment or decrement would overflow".into(),
+            CmdError::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command"),
+            CmdError::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
+            CmdError::NoSuchKey => "ERR no such key".into(),
+            CmdError::DbIndex => "ERR DB index is out of range".into(),
+            CmdError::NoAuth => "NOAUTH Authentication required.".into(),
+            CmdError::UnknownSubcommand { cmd, sub } => {
+                format!(
+                    "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+                    truncate(sub, 128)
+                )
+            }
+            CmdError::Misconf(why) => misconf_text(why),
+            CmdError::Text(t) => t.clone(),
+            CmdError::Static(t) => (*t).to_owned(),
+        }
+    }
+
+    /// The error as a reply value. Newlines are replaced by spaces, as Redis does, so an
+    /// error can never break the protocol.
+    #[must_use]
+    pub fn reply(&self) -> Reply {
+        let mut t = self.text().into_bytes();
+        for b in &mut t {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        Reply::Error(Bytes::from(t))
+    }
+}
+
+/// The text of a write refused because the engine can no longer make data durable.
+#[must_use]
+pub fn misconf_text(why: &str) -> String {
+    format!(
+        "MISCONF Errors writing to the AOF file: {why}. Writes are refused until the server \
+         is restarted; reads still work."
+    )
+}
+
+impl From<respite_storage::Error> for CmdError {
+    fn from(e: respite_storage::Error) -> Self {
+        match e {
+            respite_storage::Error::WritesRefused(why) => CmdError::Misconf(why),
+            other => CmdError::err(other),
+        }
+    }
+}
+
+/// A command's outcome.
+pub type CmdResult = Result<Reply, CmdError>;
+
+/// `s` cut to at most `n` bytes (on a char boundary), as Redis's `%.128s`.
+#[must_use]
+pub fn truncate(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut end = n;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Redis's `unknown command` error:
+/// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+#[must_use]
+pub fn unknown_command(args: &[Bytes]) -> CmdError {
+    let name = String::from_utf8_lossy(&args[0]);
+    let mut rest = String::new();
+    for a in &args[1..] {
+        if rest.len() >= 128 {
+            break;
+        }
+        let a = String::from_utf8_lossy(a);
+        let room = 128 - rest.len();
+        rest.push('\'');
+        rest.push_str(truncate(&a, room));
+        rest.push_str("' ");
+    }
+    CmdError::Text(format!(
+        "ERR unknown command '{}', with args beginning with: {rest}",
+        truncate(&name, 128)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_command_text() {
+        let args: Vec<Bytes> = ["foo", "a", "b"].iter().map(|s| Bytes::from(*s)).collect();
+        assert_eq!(
+            unknown_command(&args).text(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        let args = vec![Bytes::from("foo")];
+        assert_eq!(
+            unknown_command(&args).text(),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+
+    #[test]
+    fn newlines_never_reach_the_wire() {
+        let r = CmdError::err("a\r\nb").reply();
+        assert_eq!(r, Reply::Error(Bytes::from("ERR a  b")));
+    }
+}

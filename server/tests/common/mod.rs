@@ -1,0 +1,256 @@
+//! Shared helpers for the integration tests: start the real binary on 127.0.0.1 with an
+//! ephemeral port and a fresh data directory, wait for its ready line, kill it on drop.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a test waits for anything before failing (a bound, never a measurement).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A running `respite-server` child process.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    log: Option<mpsc::Receiver<String>>,
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_respite-server");
+
+impl Server {
+    /// Starts a server with a fresh data directory and `extra` flags.
+    pub fn start(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on the data directory `dir`.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(None, dir, extra)
+    }
+
+    /// Starts a server with a config file as first argument (flags follow it).
+    pub fn start_with_config(conf: &Path, dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(Some(conf), dir, extra)
+    }
+
+    fn spawn(conf: Option<&Path>, dir: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        if let Some(conf) = conf {
+            cmd.arg(conf);
+        }
+        cmd.args(["--port", "0", "--bind", "127.0.0.1", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx2 = tx.clone();
+        // Drain both pipes for the whole life of the child so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        let port = loop {
+            let line = match rx.recv_timeout(PATIENCE) {
+                Ok(l) => l,
+                Err(_) => panic!("server never got ready; output:\n{}", seen.join("\n")),
+            };
+            if line.contains("Ready to accept connections tcp") {
+                let at = line.find("port: ").unwrap() + 6;
+                let digits: String = line[at..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break digits.parse().unwrap();
+            }
+            seen.push(line);
+        };
+        Server {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            log: Some(rx),
+        }
+    }
+
+    /// Stops this server with SIGTERM and starts a new one on the same data directory.
+    pub fn restart(mut self, extra: &[&str]) -> Server {
+        let status = self.sigterm();
+        assert!(status.success(), "{status:?}");
+        let mut next = Server::start_in(&self.dir, extra);
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    /// Kills with SIGKILL (a crash) and starts again on the same directory.
+    pub fn crash_and_restart(mut self, extra: &[&str]) -> Server {
+        self.kill9();
+        let mut next = Server::start_in(&self.dir, extra);
+        next._tmp = self._tmp.take();
+        next
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(PATIENCE) {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                // SAFETY: kill(2) on the child we spawned; its waiter thread still holds it.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                panic!("server did not exit");
+            }
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The lines the server logged so far (after the ready line).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log
+            .as_ref()
+            .map(|rx| rx.try_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// A raw connection with a read timeout.
+    pub fn connect(&self) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Raw(s)
+    }
+
+    /// A redis-rs connection.
+    pub fn redis(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap();
+        client.get_connection().unwrap()
+    }
+
+    /// Runs redis-cli against this server and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A raw RESP connection.
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    /// Sends a command as a RESP array.
+    pub fn send(&mut self, args: &[&str]) {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for a in args {
+            buf.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.0.write_all(&buf).unwrap();
+    }
+
+    /// Sends raw bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+
+    /// Reads exactly `expected.len()` bytes and compares them.
+    pub fn expect(&mut self, expected: &str) {
+        let mut got = vec![0u8; expected.len()];
+        self.0.read_exact(&mut got).unwrap_or_else(|e| {
+            panic!("reading {expected:?}: {e}");
+        });
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+    }
+
+    /// Sends a command and expects exactly `reply`.
+    pub fn call(&mut self, args: &[&str], reply: &str) {
+        self.send(args);
+        self.expect(reply);
+    }
+
+    /// Reads one line (through CRLF).
+    pub fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while !out.ends_with(b"\r\n") {
+            self.0.read_exact(&mut b).unwrap();
+            out.push(b[0]);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    /// True when the server closed the connection (reads EOF, bounded by the timeout).
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 4096];
+        loop {
+            match self.0.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}

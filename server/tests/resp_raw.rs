@@ -1,0 +1,165 @@
+#![allow(clippy::unwrap_used)]
+//! Raw RESP over a TcpStream with exact reply bytes, RESP2 and RESP3, pipelining, inline
+//! commands and protocol errors.
+
+mod common;
+
+use common::Server;
+
+#[test]
+fn resp2_and_resp3_exact_bytes() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+
+    // Connection basics.
+    c.call(&["PING"], "+PONG\r\n");
+    c.call(&["ping", "hi"], "$2\r\nhi\r\n");
+    c.call(&["ECHO", "x y"], "$3\r\nx y\r\n");
+    c.call(
+        &["PING", "a", "b"],
+        "-ERR wrong number of arguments for 'ping' command\r\n",
+    );
+
+    // Strings and nulls in RESP2.
+    c.call(&["GET", "k"], "$-1\r\n");
+    c.call(&["SET", "k", "v"], "+OK\r\n");
+    c.call(&["GET", "k"], "$1\r\nv\r\n");
+    c.call(&["SET", "k", "w", "NX"], "$-1\r\n");
+    c.call(&["SET", "k", "w", "XX", "GET"], "$1\r\nv\r\n");
+    c.call(&["MGET", "k", "nope"], "*2\r\n$1\r\nw\r\n$-1\r\n");
+    c.call(
+        &["INCR", "k"],
+        "-ERR value is not an integer or out of range\r\n",
+    );
+    c.call(&["INCR", "n"], ":1\r\n");
+    c.call(&["INCRBY", "n", "-3"], ":-2\r\n");
+    c.call(&["INCRBYFLOAT", "f", "1.5"], "$3\r\n1.5\r\n");
+
+    // Exact error texts.
+    c.call(
+        &["GET"],
+        "-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    c.call(
+        &["foo", "a", "b"],
+        "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n",
+    );
+    c.call(
+        &["SET", "k", "v", "EX", "0"],
+        "-ERR invalid expire time in 'set' command\r\n",
+    );
+    c.call(&["SET", "k", "v", "BOGUS"], "-ERR syntax error\r\n");
+    c.call(&["SELECT", "99"], "-ERR DB index is out of range\r\n");
+    c.call(
+        &["CONFIG", "NOPE"],
+        "-ERR unknown subcommand 'NOPE'. Try CONFIG HELP.\r\n",
+    );
+    c.call(
+        &["CONFIG", "GET"],
+        "-ERR wrong number of arguments for 'config|get' command\r\n",
+    );
+
+    // HELLO 3 switches to RESP3: a map reply, `_` nulls, `%` maps.
+    c.send(&["HELLO", "3"]);
+    let header = c.line();
+    assert_eq!(header, "%7\r\n");
+    c.expect("$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n");
+    let _id = c.line();
+    c.expect(
+        "$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n",
+    );
+    c.call(&["GET", "missing"], "_\r\n");
+    c.call(
+        &["CONFIG", "GET", "appendonly"],
+        "%1\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n",
+    );
+    c.call(&["HELLO", "4"], "-NOPROTO unsupported protocol version\r\n");
+    c.call(&["HELLO", "2"], "*14\r\n$6\r\nserver\r\n");
+}
+
+#[test]
+fn pipelined_requests_in_one_write_answer_in_order() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut batch = String::new();
+    let mut expected = String::new();
+    for i in 0..500 {
+        batch.push_str(&format!(
+            "*3\r\n$3\r\nSET\r\n${}\r\nk{i}\r\n${}\r\nv{i}\r\n",
+            format!("k{i}").len(),
+            format!("v{i}").len()
+        ));
+        expected.push_str("+OK\r\n");
+    }
+    for i in 0..500 {
+        batch.push_str(&format!(
+            "*2\r\n$3\r\nGET\r\n${}\r\nk{i}\r\n",
+            format!("k{i}").len()
+        ));
+        expected.push_str(&format!("${}\r\nv{i}\r\n", format!("v{i}").len()));
+    }
+    c.write(batch.as_bytes());
+    c.expect(&expected);
+    c.call(&["DBSIZE"], ":500\r\n");
+}
+
+#[test]
+fn inline_commands_and_split_frames() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.write(b"SET greeting \"hello world\"\r\nGET greeting\r\n");
+    c.expect("+OK\r\n$11\r\nhello world\r\n");
+    // A frame split across writes waits for its tail.
+    c.write(b"*2\r\n$3\r\nGE");
+    c.write(b"T\r\n$8\r\ngreeting\r\n");
+    c.expect("$11\r\nhello world\r\n");
+}
+
+#[test]
+fn protocol_error_replies_and_closes() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.write(b"*1\r\n$x\r\n");
+    c.expect("-ERR Protocol error: invalid bulk length\r\n");
+    assert!(c.closed());
+    // The server is fine.
+    let mut d = server.connect();
+    d.call(&["PING"], "+PONG\r\n");
+}
+
+#[test]
+fn quit_replies_then_closes() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.write(b"*1\r\n$4\r\nQUIT\r\n*1\r\n$4\r\nPING\r\n");
+    c.expect("+OK\r\n");
+    assert!(c.closed());
+}
+
+#[test]
+fn requirepass_and_auth() {
+    let server = Server::start(&["--requirepass", "s3cret"]);
+    let mut c = server.connect();
+    c.call(&["GET", "k"], "-NOAUTH Authentication required.\r\n");
+    c.call(
+        &["GET"],
+        "-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    c.call(
+        &["AUTH", "wrong"],
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    c.call(&["AUTH", "s3cret"], "+OK\r\n");
+    c.call(&["GET", "k"], "$-1\r\n");
+    let mut d = server.connect();
+    d.send(&["HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "me"]);
+    assert_eq!(d.line(), "%7\r\n");
+    let mut e = server.connect();
+    e.call(&["CLIENT", "ID"], "-NOAUTH Authentication required.\r\n");
+    let server2 = Server::start(&[]);
+    let mut f = server2.connect();
+    f.call(
+        &["AUTH", "x"],
+        "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n",
+    );
+}

@@ -1,0 +1,83 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything the engine can fail with. Each variant's doc says what the caller should do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on a named file. The operation did not take effect in memory; retrying
+    /// may work if the cause (disk full, permissions) is fixed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An fsync failed earlier. The engine no longer takes writes (a retried fsync can report
+    /// success for data that never reached the disk); reads go on. Restart to recover.
+    #[error("writes refused: {0}; restart to recover")]
+    WritesRefused(String),
+    /// The configuration cannot be used; the text says which field and why. Fix the config.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// A database index outside `0..databases`: a caller bug.
+    #[error("invalid database index {db} (databases: {databases})")]
+    InvalidDb {
+        /// The index asked for.
+        db: usize,
+        /// How many databases the engine has.
+        databases: usize,
+    },
+    /// A key longer than `max_key_bytes`. Refuse the command.
+    #[error("key of {got} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// The key's length.
+        got: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A value too large for the on-disk format (4 GiB per record). Refuse the command.
+    #[error("value of {got} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The value's length.
+        got: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A ConstTree write of the wrong value size (issue 4).
+    #[error("value size mismatch: expected {expected} bytes, got {got}")]
+    ValueSize {
+        /// The tree's fixed value size.
+        expected: usize,
+        /// The value's size.
+        got: usize,
+    },
+    /// A record or hint on disk failed its check and could not be used.
+    #[error("corrupt data in {file} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset of the bad record.
+        offset: u64,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The engine is closing or closed.
+    #[error("engine is closed")]
+    Closed,
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[allow(dead_code)] // used once the backend lands
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

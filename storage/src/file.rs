@@ -1,0 +1,150 @@
+//! The file layer: log files, paths, and the sync seam where tests inject fsync failures.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Path of log file `id`.
+pub(crate) fn log_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:010}.log"))
+}
+
+/// Path of the hint file of log `id`.
+pub(crate) fn hint_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("{id:010}.hint"))
+}
+
+/// Parses `0000000042.log` / `.hint` names.
+pub(crate) fn parse_name(name: &str) -> Option<(u32, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    if stem.len() != 10 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, ext))
+}
+
+/// The seam through which every fdatasync/fsync goes. Tests arm `fail_next` to make the next
+/// sync fail the way a real disk error would (EIO).
+#[derive(Default)]
+pub(crate) struct SyncSeam {
+    fail_next: AtomicBool,
+}
+
+impl SyncSeam {
+    pub(crate) fn arm_failure(&self) {
+        self.fail_next.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn datasync(&self, file: &File) -> io::Result<()> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        file.sync_data()
+    }
+
+    /// fsync a directory: makes new files, renames and unlinks in it durable (hazard 3).
+    pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// One log file.
+pub(crate) struct DataFile {
+    pub id: u32,
+    pub shard: u32,
+    pub path: PathBuf,
+    pub file: File,
+    /// Bytes written to the OS (readers may pread below this).
+    pub flushed: AtomicU64,
+    /// Bytes of records no longer referenced (superseded, deleted, tombstones, markers).
+    pub dead: AtomicU64,
+    /// Full: no more appends; compaction and hints may use it.
+    pub sealed: AtomicBool,
+}
+
+impl DataFile {
+    pub(crate) fn create(dir: &Path, id: u32, shard: u32, header: &[u8]) -> Result<DataFile> {
+        let path = log_path(dir, id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        file.write_all_at(header, 0)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(DataFile {
+            id,
+            shard,
+            path,
+            file,
+            flushed: AtomicU64::new(header.len() as u64),
+            dead: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn open_existing(path: PathBuf, id: u32, shard: u32, len: u64) -> Result<DataFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(DataFile {
+            id,
+            shard,
+            path,
+            file,
+            flushed: AtomicU64::new(len),
+            dead: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.flushed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many (short at end of file).
+    pub(crate) fn read_at_most(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.path, e)),
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse_name("0000000042.log"), Some((42, "log")));
+        assert_eq!(parse_name("0000000042.hint"), Some((42, "hint")));
+        assert_eq!(parse_name("42.log"), None);
+        assert_eq!(
+            log_path(Path::new("/d"), 42),
+            PathBuf::from("/d/0000000042.log")
+        );
+    }
+}

@@ -1,0 +1,355 @@
+//! Background work: the sync thread (group commit) and the maintenance thread (hint files,
+//! deletion of compacted files, the expiry sweep, compaction).
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_epoch as epoch;
+
+use crate::config::SyncMode;
+use crate::engine::{Inner, now_ms};
+use crate::error::{Error, Result};
+use crate::file::{DataFile, hint_path};
+use crate::hint::{HintEntry, HintWriter};
+use crate::index::{IKey, NewEntry, find};
+use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
+use crate::recovery::scan_log;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// The group-commit loop. Under `always` it runs a round as soon as there are unsynced writes
+/// (writes that arrive during a round wait for the next one, so rounds coalesce); under
+/// `everysec` at least once a second; under `no` it only writes buffers to the OS each second,
+/// unless someone calls `request_sync`.
+pub(crate) fn sync_thread(inner: &Inner) {
+    let mut last_timer = Instant::now();
+    loop {
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        if inner.failed.load(Ordering::Acquire) {
+            std::thread::park_timeout(SECOND);
+            continue;
+        }
+        let mode = inner.sync_mode();
+        let last = inner.gsn.load(Ordering::SeqCst);
+        let durable = inner.durable.load(Ordering::SeqCst);
+        let requested = inner.requested.load(Ordering::SeqCst);
+        if requested > durable || (mode == SyncMode::Always && last > durable) {
+            let _ = inner.sync_round(true);
+            continue;
+        }
+        let since = last_timer.elapsed();
+        if since >= SECOND {
+            last_timer = Instant::now();
+            if mode == SyncMode::No {
+                let _ = inner.sync_round(false);
+            } else if last > durable {
+                let _ = inner.sync_round(true);
+            }
+            continue;
+        }
+        std::thread::park_timeout(SECOND - since);
+    }
+}
+
+/// Where the expiry sweep resumes in each (shard, db).
+struct Sweep {
+    pos: Vec<Option<IKey>>,
+}
+
+pub(crate) fn maint_thread(inner: &Inner) {
+    let mut sweep = Sweep {
+        pos: vec![None; inner.nshards * inner.databases],
+    };
+    loop {
+        std::thread::park_timeout(Duration::from_millis(100));
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = write_pending_hints(inner) {
+            slog::warn!(inner.logger, "writing a hint file failed; start-up will scan that log"; "error" => %e);
+        }
+        if let Err(e) = delete_retired(inner) {
+            slog::warn!(inner.logger, "deleting compacted logs failed"; "error" => %e);
+        }
+        if inner.failed.load(Ordering::Acquire) {
+            continue;
+        }
+        sweep_step(inner, &mut sweep);
+        if let Err(e) = compact_some(inner, 1) {
+            slog::warn!(inner.logger, "compaction failed"; "error" => %e);
+        }
+    }
+}
+
+/// One bounded step of the expiry sweep: examines up to 64 entries of each (shard, db) that
+/// has keys with an expiry, and deletes (tombstones) the expired ones, a few per lock hold.
+fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
+    let now = now_ms();
+    for db in 0..inner.databases {
+        if inner.dbs[db].expires.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        for s in 0..inner.nshards {
+            let slot = &mut sweep.pos[s * inner.databases + db];
+            let idx = &inner.shards[s].index[db];
+            let mut expired: Vec<IKey> = Vec::new();
+            {
+                let guard = epoch::pin();
+                let mut cur = match slot.as_ref() {
+                    Some(k) => idx.lower_bound(Bound::Excluded(k), &guard),
+                    None => idx.front(&guard),
+                };
+                let mut n = 0;
+                *slot = None;
+                while let Some(e) = cur {
+                    if !e.value().load(&guard).live(now) {
+                        expired.push(e.key().clone());
+                    }
+                    n += 1;
+                    if n >= 64 {
+                        *slot = Some(e.key().clone());
+                        break;
+                    }
+                    cur = e.next();
+                }
+            }
+            if expired.is_empty() {
+                continue;
+            }
+            let mut w = inner.shards[s].writer.lock();
+            let guard = epoch::pin();
+            let mut last = 0;
+            for ik in &expired {
+                let (hash, key) = (ik.hash, ik.bytes());
+                let still = inner
+                    .lookup(db, hash, key, &guard)
+                    .is_some_and(|e| !e.live(now_ms()));
+                if !still {
+                    continue;
+                }
+                let gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
+                match inner.del_locked(&mut w, db, hash, key, gsn, &guard) {
+                    Ok(_) => {
+                        inner.expired_keys.fetch_add(1, Ordering::Relaxed);
+                        last = gsn;
+                    }
+                    Err(_) => break,
+                }
+            }
+            drop(w);
+            if last != 0 && inner.sync_mode() == SyncMode::Always {
+                inner.request_sync(last);
+            }
+        }
+    }
+}
+
+fn read_file(f: &DataFile) -> Result<Vec<u8>> {
+    let mut data = vec![0u8; f.len() as usize];
+    f.read_exact_at(&mut data, 0)?;
+    Ok(data)
+}
+
+/// Writes the hint files of sealed logs that have none yet.
+pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
+    let files = std::mem::take(&mut *inner.pending_hints.lock());
+    let mut res = Ok(());
+    for (i, f) in files.iter().enumerate() {
+        if inner.files.get(&f.id).is_none() {
+            continue; // compacted away meanwhile
+        }
+        if let Err(e) = write_hint(inner, f) {
+            inner
+                .pending_hints
+                .lock()
+                .extend(files[i..].iter().cloned());
+            res = Err(e);
+            break;
+        }
+    }
+    res
+}
+
+fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
+    // The hint must never describe records that are not durable in the log: sync the log
+    // first (through the seam: a failure here is an fsync failure like any other).
+    if let Err(e) = inner.seam.datasync(&f.file) {
+        let msg = format!("fsync failed on {}: {e}", f.path.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
+    }
+    let data = read_file(f)?;
+    let mut hw = HintWriter::new(f.id);
+    scan_log(&data, true, &f.path, &inner.logger, |h, off, k, v| {
+        let keep_value =
+            h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) == 0 && v.len() <= inner.inline_value_max;
+        hw.push(&HintEntry {
+            gsn: h.gsn,
+            expire_at_ms: h.expire_at_ms,
+            offset: off,
+            value_len: h.value_len,
+            db: h.db,
+            flags: h.flags,
+            vtype: h.vtype,
+            key: k,
+            value: keep_value.then_some(v),
+        });
+    });
+    let bytes = hw.finish();
+    let path = hint_path(&inner.dir, f.id);
+    let tmp = path.with_extension("hint.tmp");
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+    let t = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    if let Err(e) = inner.seam.datasync(&t) {
+        let msg = format!("fsync failed on {}: {e}", tmp.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    // fsync the directory, or the rename can be lost (hazard 3).
+    if let Err(e) = inner.seam.sync_dir(&inner.dir) {
+        let msg = format!("fsync failed on directory {}: {e}", inner.dir.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
+    }
+    Ok(())
+}
+
+/// Unlinks compacted logs that no reader can reach any more (the epoch said so), makes the
+/// unlinks durable, and only then lets compaction drop tombstones that relied on them.
+pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
+    // Give deferred functions a chance to run: readers pinned before the retirement finish.
+    epoch::pin().flush();
+    let list = std::mem::take(&mut *inner.retired.lock());
+    if list.is_empty() {
+        return Ok(());
+    }
+    for f in &list {
+        inner.files.remove(&f.id);
+        for p in [f.path.clone(), hint_path(&inner.dir, f.id)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+    }
+    if let Err(e) = inner.seam.sync_dir(&inner.dir) {
+        let msg = format!("fsync failed on directory {}: {e}", inner.dir.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
+    }
+    for f in &list {
+        inner.shards[f.shard as usize]
+            .writer
+            .lock()
+            .disk_files
+            .remove(&f.id);
+    }
+    Ok(())
+}
+
+fn over_ratio(inner: &Inner, f: &DataFile) -> bool {
+    let body = f.len().saturating_sub(LOG_HEADER as u64);
+    let dead = f.dead.load(Ordering::Relaxed);
+    f.sealed.load(Ordering::Acquire) && dead > 0 && dead as f64 > inner.dead_ratio * body as f64
+}
+
+/// Compacts up to `max` files above the dead ratio.
+fn compact_some(inner: &Inner, max: usize) -> Result<()> {
+    let candidates: Vec<Arc<DataFile>> = inner
+        .files
+        .iter()
+        .map(|e| e.value().clone())
+        .filter(|f| over_ratio(inner, f))
+        .take(max)
+        .collect();
+    for f in candidates {
+        compact_file(inner, &f)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
+    compact_some(inner, usize::MAX)
+}
+
+/// Rewrites the live records of a sealed file into its shard's active log, then retires it.
+fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
+    let _one_at_a_time = inner.compaction.lock();
+    if inner.files.get(&f.id).is_none() || inner.retired.lock().iter().any(|r| r.id == f.id) {
+        return Ok(());
+    }
+    let data = read_file(f)?;
+    let mut recs = Vec::new();
+    scan_log(&data, true, &f.path, &inner.logger, |h, off, _, _| {
+        recs.push((*h, off))
+    });
+    let shard = &inner.shards[f.shard as usize];
+    for chunk in recs.chunks(256) {
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return Ok(()); // nothing retired: the copies made so far are harmless duplicates
+        }
+        let mut w = shard.writer.lock();
+        inner.check_writable()?;
+        // Tombstones and flush markers are dropped only from the oldest log of the shard:
+        // any older copy of their key lives in an older log (hazard 4).
+        let oldest = w.disk_files.first() == Some(&f.id);
+        let guard = epoch::pin();
+        for (h, off) in chunk {
+            let start = *off as usize;
+            let kend = start + RECORD_HEADER + h.key_len as usize;
+            let key = &data[start + RECORD_HEADER..kend];
+            let value = &data[kend..kend + h.value_len as usize];
+            if h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) != 0 {
+                if !oldest {
+                    w.append(inner, h, key, value)?;
+                }
+                continue;
+            }
+            let db = h.db as usize;
+            if db >= inner.databases {
+                continue;
+            }
+            let hash = crate::engine::hash_key(key);
+            let idx = &shard.index[db];
+            let Some(node) = find(idx, hash, key, &guard) else {
+                continue;
+            };
+            let cur = node.value().load(&guard);
+            // Compare-and-swap under the shard lock: move the value only if the index still
+            // points at this very record.
+            if cur.file != f.id || cur.offset != *off {
+                continue;
+            }
+            let (nf, noff) = w.append(inner, h, key, value)?;
+            node.value().replace(
+                NewEntry {
+                    expire_at_ms: cur.expire_at_ms,
+                    file: nf,
+                    offset: noff,
+                    value_len: cur.value_len,
+                    inline: cur.inline(),
+                },
+                &guard,
+            );
+        }
+    }
+    // The moved records must be durable before the old copies go.
+    inner.sync_round(true)?;
+    inner.pending_hints.lock().retain(|p| p.id != f.id);
+    f.sealed.store(false, Ordering::Release); // never picked again
+    let retired = inner.retired.clone();
+    let fc = f.clone();
+    let guard = epoch::pin();
+    // Readers that loaded a location inside `f` are pinned; the file is unlinked only after
+    // they all unpin.
+    guard.defer(move || retired.lock().push(fc));
+    guard.flush();
+    inner.compactions.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

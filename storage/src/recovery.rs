@@ -1,0 +1,435 @@
+//! Start-up: rebuild the index from hint files (sealed logs) and CRC-checked scans (the
+//! active log of each shard, and sealed logs without a valid hint). The newest GSN wins for
+//! each key; flush markers drop older records; a torn tail of an active log is cut.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use crossbeam_epoch as epoch;
+use crossbeam_skiplist::SkipMap;
+use crossbeam_skiplist::base::SkipList;
+use parking_lot::{Mutex, RwLock};
+
+use crate::cache::BlockCache;
+use crate::config::{Config, SyncMode};
+use crate::engine::{DbCounters, Inner, Shard, hash_key};
+use crate::error::{Error, Result};
+use crate::file::{DataFile, SyncSeam, hint_path, parse_name};
+use crate::hint;
+use crate::index::{NewEntry, Slot, make_ikey};
+use crate::record::{self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER};
+use crate::writer::Writer;
+
+/// What recovery knows about a key: its newest record so far.
+struct Rec {
+    gsn: u64,
+    expire_at_ms: u64,
+    file: u32,
+    offset: u32,
+    value_len: u32,
+    tombstone: bool,
+    inline: Option<Box<[u8]>>,
+}
+
+/// One shard's merge state.
+#[derive(Default)]
+struct Merge {
+    keys: HashMap<(u16, Box<[u8]>), Rec>,
+    flush_db: HashMap<u16, u64>,
+    flush_all: u64,
+    max_gsn: u64,
+    records: u64,
+}
+
+impl Merge {
+    fn add(
+        &mut self,
+        h: &Header,
+        file: u32,
+        offset: u32,
+        key: &[u8],
+        value: Option<&[u8]>,
+        inline_max: usize,
+    ) {
+        self.records += 1;
+        self.max_gsn = self.max_gsn.max(h.gsn);
+        if h.flags & FLAG_FLUSH != 0 {
+            if h.db == DB_ALL {
+                self.flush_all = self.flush_all.max(h.gsn);
+            } else {
+                let g = self.flush_db.entry(h.db).or_default();
+                *g = (*g).max(h.gsn);
+            }
+            return;
+        }
+        let rec = Rec {
+            gsn: h.gsn,
+            expire_at_ms: h.expire_at_ms,
+            file,
+            offset,
+            value_len: h.value_len,
+            tombstone: h.flags & FLAG_TOMBSTONE != 0,
+            inline: value.filter(|v| v.len() <= inline_max).map(Into::into),
+        };
+        match self.keys.entry((h.db, key.into())) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                if o.get().gsn < h.gsn {
+                    *o.get_mut() = rec;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(rec);
+            }
+        }
+    }
+}
+
+/// Scans the records of a log held in `data`, calling `f` for each valid one. Returns the end
+/// of the last valid record. In a sealed file a bad record is reported and skipped (the scan
+/// resynchronises on the next record whose CRC checks); in an active file the scan stops there.
+pub(crate) fn scan_log(
+    data: &[u8],
+    sealed: bool,
+    path: &Path,
+    logger: &slog::Logger,
+    mut f: impl FnMut(&Header, u32, &[u8], &[u8]),
+) -> u64 {
+    let mut at = LOG_HEADER;
+    let mut valid_end = at;
+    while at < data.len() {
+        match record::decode(&data[at..]) {
+            Ok(h) => {
+                let kend = at + RECORD_HEADER + h.key_len as usize;
+                let vend = kend + h.value_len as usize;
+                f(
+                    &h,
+                    at as u32,
+                    &data[at + RECORD_HEADER..kend],
+                    &data[kend..vend],
+                );
+                at = vend;
+                valid_end = at;
+            }
+            Err(bad) => {
+                if !sealed {
+                    break;
+                }
+                slog::error!(logger, "bad record in sealed log, skipped";
+                    "file" => %path.display(), "offset" => at, "reason" => ?bad);
+                let next = (at + 1..data.len().saturating_sub(RECORD_HEADER - 1))
+                    .find(|&j| record::decode(&data[j..]).is_ok());
+                match next {
+                    Some(j) => at = j,
+                    None => break,
+                }
+            }
+        }
+    }
+    valid_end as u64
+}
+
+fn read_all(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Loads a hint file's entries into `m`; false if the hint is missing or bad.
+fn load_hint(dir: &Path, id: u32, m: &mut Merge, inline_max: usize, logger: &slog::Logger) -> bool {
+    let path = hint_path(dir, id);
+    let Ok(data) = std::fs::read(&path) else {
+        return false;
+    };
+    let Some((body, count)) = hint::verify(&data, id) else {
+        slog::warn!(logger, "hint file failed its check; scanning the log instead"; "file" => %path.display());
+        return false;
+    };
+    let mut entries = Vec::with_capacity(count as usize);
+    for e in hint::entries(body) {
+        match e {
+            Some(e) => entries.push(e),
+            None => {
+                slog::warn!(logger, "hint file malformed; scanning the log instead"; "file" => %path.display());
+                return false;
+            }
+        }
+    }
+    if entries.len() != count as usize {
+        slog::warn!(logger, "hint file entry count mismatch; scanning the log instead"; "file" => %path.display());
+        return false;
+    }
+    for e in entries {
+        let h = Header {
+            gsn: e.gsn,
+            expire_at_ms: e.expire_at_ms,
+            flags: e.flags,
+            vtype: e.vtype,
+            db: e.db,
+            key_len: e.key.len() as u32,
+            value_len: e.value_len,
+        };
+        m.add(&h, id, e.offset, e.key, e.value, inline_max);
+    }
+    true
+}
+
+pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
+    let logger = cfg.logger.clone();
+    let mut logs: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(&dir, e))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") {
+            // An unfinished hint: never renamed into place, so never trusted.
+            let _ = std::fs::remove_file(ent.path());
+            continue;
+        }
+        if let Some((id, "log")) = parse_name(name) {
+            logs.insert(id, ent.path());
+        }
+    }
+    let max_id = logs.keys().next_back().copied().unwrap_or(0);
+
+    // Which shard each log belongs to, from its header.
+    let mut per_shard: BTreeMap<u32, Vec<(u32, PathBuf)>> = BTreeMap::new();
+    let mut stored_shards: Option<u32> = None;
+    for (&id, path) in &logs {
+        let mut hdr = [0u8; LOG_HEADER];
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        let ok = if len >= LOG_HEADER as u64 {
+            let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut hdr, 0)
+                .map_err(|e| Error::io(path, e))?;
+            record::parse_log_header(&hdr)
+        } else {
+            None
+        };
+        match ok {
+            Some((shard, shards)) => {
+                if *stored_shards.get_or_insert(shards) != shards || shard >= shards {
+                    return Err(Error::Corrupt {
+                        file: path.clone(),
+                        offset: 0,
+                        reason: "log header disagrees with the other logs on the shard count",
+                    });
+                }
+                per_shard.entry(shard).or_default().push((id, path.clone()));
+            }
+            None if len <= LOG_HEADER as u64 => {
+                // Created but its header never reached the disk: it holds nothing.
+                slog::warn!(logger, "removing empty log with a torn header"; "file" => %path.display());
+                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            }
+            None => {
+                let bad = path.with_extension("bad");
+                slog::error!(logger, "log file header is corrupt; file set aside, its records are skipped";
+                    "file" => %path.display(), "renamed_to" => %bad.display());
+                std::fs::rename(path, &bad).map_err(|e| Error::io(path, e))?;
+            }
+        }
+    }
+    let nshards = match stored_shards {
+        Some(n) => {
+            if n as usize != cfg.shards {
+                slog::warn!(logger, "using the shard count stored in the data directory";
+                    "stored" => n, "configured" => cfg.shards);
+            }
+            n as usize
+        }
+        None => cfg.shards,
+    };
+    let databases = cfg.databases;
+    let max_file_bytes = cfg.max_file_bytes.clamp(4096, 1 << 31);
+    let inner = Inner {
+        dir: dir.clone(),
+        logger: logger.clone(),
+        databases,
+        nshards,
+        inline_value_max: cfg.inline_value_max,
+        max_key_bytes: cfg.max_key_bytes,
+        max_file_bytes,
+        write_buffer_bytes: cfg.write_buffer_bytes.max(4096),
+        dead_ratio: cfg.compaction_dead_ratio,
+        shards: Box::new([]),
+        dbs: (0..databases).map(|_| DbCounters::default()).collect(),
+        files: SkipMap::new(),
+        next_file_id: AtomicU32::new(max_id + 1),
+        cache: BlockCache::new(cfg.cache_capacity_bytes),
+        seam: SyncSeam::default(),
+        gsn: AtomicU64::new(0),
+        durable: AtomicU64::new(0),
+        requested: AtomicU64::new(0),
+        sync_mode: AtomicU8::new(match cfg.sync_mode {
+            SyncMode::Always => 0,
+            SyncMode::EverySec => 1,
+            SyncMode::No => 2,
+        }),
+        sync_round: Mutex::new(()),
+        dir_dirty: AtomicBool::new(false),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        hooks: RwLock::new(Vec::new()),
+        syncs: AtomicU64::new(0),
+        last_sync_ms: AtomicU64::new(0),
+        pending_hints: Mutex::new(Vec::new()),
+        retired: Arc::new(Mutex::new(Vec::new())),
+        compaction: Mutex::new(()),
+        compactions: AtomicU64::new(0),
+        expired_keys: AtomicU64::new(0),
+        shutdown: AtomicBool::new(false),
+        sync_thread: Default::default(),
+        maint_thread: Default::default(),
+    };
+    let mut inner = inner;
+    let mut shards = Vec::with_capacity(nshards);
+    let mut max_gsn = 0u64;
+    let mut total_records = 0u64;
+    let started = std::time::Instant::now();
+    let mut last_progress = started;
+    for s in 0..nshards as u32 {
+        let files = per_shard.remove(&s).unwrap_or_default();
+        let mut m = Merge::default();
+        let mut opened: Vec<Arc<DataFile>> = Vec::new();
+        let mut need_hints = Vec::new();
+        let last = files.len().saturating_sub(1);
+        for (i, (id, path)) in files.into_iter().enumerate() {
+            let sealed = i < last;
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
+            let mut end = len;
+            if !(sealed && load_hint(&dir, id, &mut m, inner.inline_value_max, &logger)) {
+                let data = read_all(&path)?;
+                end = scan_log(&data, sealed, &path, &logger, |h, off, k, v| {
+                    m.add(h, id, off, k, Some(v), inner.inline_value_max);
+                });
+                if sealed {
+                    need_hints.push(id);
+                    end = len;
+                } else if end < len {
+                    // Torn or corrupt tail: cut it, so new records follow the last valid one.
+                    slog::warn!(logger, "cut the torn tail of a log";
+                        "file" => %path.display(), "offset" => end, "dropped_bytes" => len - end);
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(|e| Error::io(&path, e))?;
+                    f.set_len(end).map_err(|e| Error::io(&path, e))?;
+                    f.sync_all().map_err(|e| Error::io(&path, e))?;
+                }
+            }
+            let df = Arc::new(DataFile::open_existing(path, id, s, end)?);
+            df.sealed.store(sealed, Ordering::Relaxed);
+            opened.push(df);
+            if last_progress.elapsed().as_secs() >= 1 {
+                last_progress = std::time::Instant::now();
+                slog::info!(logger, "recovery progress"; "shard" => s, "records" => total_records + m.records,
+                    "elapsed_ms" => started.elapsed().as_millis() as u64);
+            }
+        }
+        total_records += m.records;
+        max_gsn = max_gsn.max(m.max_gsn);
+        let index: Box<[_]> = (0..databases)
+            .map(|_| SkipList::new(epoch::default_collector().clone()))
+            .collect();
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        let guard = epoch::pin();
+        for ((db, key), rec) in m.keys {
+            let flushed_at = m.flush_all.max(m.flush_db.get(&db).copied().unwrap_or(0));
+            if rec.tombstone || rec.gsn < flushed_at {
+                continue;
+            }
+            if db as usize >= databases {
+                slog::warn!(logger, "record of a database beyond the configured count skipped"; "db" => db);
+                continue;
+            }
+            let mut inline = rec.inline;
+            if rec.value_len as usize > inner.inline_value_max {
+                inline = None;
+            } else if inline.is_none() {
+                let Some(df) = opened.iter().find(|f| f.id == rec.file) else {
+                    continue;
+                };
+                let mut v = vec![0u8; rec.value_len as usize];
+                df.read_exact_at(
+                    &mut v,
+                    rec.offset as u64 + (RECORD_HEADER + key.len()) as u64,
+                )?;
+                inline = Some(v.into_boxed_slice());
+            }
+            *live.entry(rec.file).or_default() +=
+                (RECORD_HEADER + key.len() + rec.value_len as usize) as u64;
+            let c = &inner.dbs[db as usize];
+            c.keys.fetch_add(1, Ordering::Relaxed);
+            if rec.expire_at_ms != 0 {
+                c.expires.fetch_add(1, Ordering::Relaxed);
+            }
+            let e = NewEntry {
+                expire_at_ms: rec.expire_at_ms,
+                file: rec.file,
+                offset: rec.offset,
+                value_len: rec.value_len,
+                inline: inline.as_deref(),
+            };
+            index[db as usize]
+                .insert(make_ikey(hash_key(&key), &key), Slot::new(e), &guard)
+                .release(&guard);
+        }
+        drop(guard);
+        for f in &opened {
+            let body = f.len().saturating_sub(LOG_HEADER as u64);
+            let l = live.get(&f.id).copied().unwrap_or(0);
+            f.dead.store(body.saturating_sub(l), Ordering::Relaxed);
+            inner.files.insert(f.id, f.clone());
+        }
+        let disk_files: BTreeSet<u32> = opened.iter().map(|f| f.id).collect();
+        let active = match opened.last() {
+            Some(f) => f.clone(),
+            None => {
+                let id = inner.next_file_id.fetch_add(1, Ordering::SeqCst);
+                let header = record::encode_log_header(s, nshards as u32);
+                let f = Arc::new(DataFile::create(&dir, id, s, &header)?);
+                inner.dir_dirty.store(true, Ordering::SeqCst);
+                inner.files.insert(id, f.clone());
+                f
+            }
+        };
+        let mut disk_files = disk_files;
+        disk_files.insert(active.id);
+        {
+            let mut ph = inner.pending_hints.lock();
+            for f in &opened {
+                if need_hints.contains(&f.id) {
+                    ph.push(f.clone());
+                }
+            }
+        }
+        let buf_start = active.len();
+        shards.push(Shard {
+            writer: Mutex::new(Writer {
+                shard: s,
+                unsynced: vec![active.clone()],
+                active,
+                buf: Vec::with_capacity(inner.write_buffer_bytes),
+                buf_start,
+                disk_files,
+            }),
+            index,
+        });
+    }
+    for (s, files) in per_shard {
+        slog::error!(logger, "logs of a shard beyond the stored shard count ignored"; "shard" => s, "files" => files.len());
+    }
+    inner.shards = shards.into_boxed_slice();
+    inner.gsn.store(max_gsn, Ordering::SeqCst);
+    inner.durable.store(max_gsn, Ordering::SeqCst);
+    inner.requested.store(max_gsn, Ordering::SeqCst);
+    slog::info!(logger, "recovered"; "dir" => %dir.display(), "records" => total_records,
+        "keys" => inner.dbs.iter().map(|c| c.keys.load(Ordering::Relaxed)).sum::<u64>(),
+        "last_gsn" => max_gsn, "elapsed_ms" => started.elapsed().as_millis() as u64);
+    Ok(inner)
+}
