@@ -88,6 +88,9 @@ pub struct Connection {
     pub closing: bool,
     /// The peer closed its side: answer what it sent, then close.
     eof: bool,
+    /// The kernel said the peer's FIN is in: the read that returns 0 must happen even after
+    /// a short read, because no further edge will announce it.
+    read_closed: bool,
     /// The input holds no complete request.
     input_stalled: bool,
     /// WRITABLE interest is registered.
@@ -119,6 +122,7 @@ impl Connection {
             can_read: true,
             closing: false,
             eof: false,
+            read_closed: false,
             input_stalled: true,
             writable_registered: false,
             last_active: Instant::now(),
@@ -207,6 +211,15 @@ impl Connection {
         Ok(Drive::Open)
     }
 
+    /// Records what an event said about the socket: readable (or an error, which a read
+    /// reports), and whether the peer's FIN has arrived.
+    pub fn readiness(&mut self, readable: bool, read_closed: bool) {
+        self.read_closed |= read_closed;
+        if readable || read_closed {
+            self.can_read = true;
+        }
+    }
+
     /// One `read` into the input buffer. Ok(true) when bytes arrived.
     fn read_chunk(&mut self, stats: &ReactorStats) -> io::Result<bool> {
         let len = self.input.len();
@@ -231,7 +244,7 @@ impl Connection {
                 self.input.truncate(len + n);
                 // A short read drained the socket: with edge-triggered readiness, bytes that
                 // arrive later raise a new event, so skip the read that would say WouldBlock.
-                if n < size {
+                if n < size && !self.read_closed {
                     self.can_read = false;
                 }
                 self.read_size = if n == size {

@@ -124,10 +124,11 @@ impl Reactor {
                         self.accept(LISTENER_BASE - t);
                     }
                     Token(i) => {
-                        if let Some(Some(c)) = self.conns.get_mut(i)
-                            && (event.is_readable() || event.is_read_closed() || event.is_error())
-                        {
-                            c.can_read = true;
+                        if let Some(Some(c)) = self.conns.get_mut(i) {
+                            c.readiness(
+                                event.is_readable() || event.is_error(),
+                                event.is_read_closed(),
+                            );
                         }
                         self.drive(i);
                     }

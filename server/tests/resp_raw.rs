@@ -127,6 +127,23 @@ fn protocol_error_replies_and_closes() {
     d.call(&["PING"], "+PONG\r\n");
 }
 
+/// Data and FIN in one go: the server must answer and then close. With edge-triggered
+/// readiness the FIN raises no edge of its own after a short read, so a server that skips
+/// the read returning 0 keeps such a connection open forever.
+#[test]
+fn half_close_after_requests_answers_then_closes() {
+    let server = Server::start(&[]);
+    for tail in [&b""[..], b"*2\r\n$3\r\nGET", b"PARTIAL-INLINE"] {
+        let mut c = server.connect();
+        let mut bytes = b"*1\r\n$4\r\nPING\r\n".to_vec();
+        bytes.extend_from_slice(tail);
+        c.write(&bytes);
+        c.0.shutdown(std::net::Shutdown::Write).unwrap();
+        c.expect("+PONG\r\n");
+        assert!(c.closed(), "connection left open after EOF (tail {tail:?})");
+    }
+}
+
 #[test]
 fn quit_replies_then_closes() {
     let server = Server::start(&[]);
