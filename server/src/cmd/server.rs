@@ -114,7 +114,11 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                         .map_err(fail)?;
                 }
                 "save" | "appendonly" | "maxmemory" | "maxmemory-policy" => {}
-                "port" | "bind" | "dir" | "databases" | "threads" | "cache-size" | "logfile"
+                // Redis marks `dir` PROTECTED_CONFIG: a client must not be able to point the
+                // server's files somewhere else. Here the engine's data lives there, so it
+                // stays refused even where Redis's enable-protected-configs would allow it.
+                "dir" => return Err(fail("can't set protected config".into())),
+                "port" | "bind" | "databases" | "threads" | "cache-size" | "logfile"
                 | "daemonize" => return Err(fail("can't set immutable config".into())),
                 _ => {
                     return Err(CmdError::Text(format!(
