@@ -305,13 +305,20 @@ impl Connection {
             if gsn > 0 {
                 self.client.last_write_gsn = self.client.last_write_gsn.max(gsn);
             }
+            // Under `always` no reply may show a write that is not durable yet, a read
+            // included (Redis holds every reply of a loop turn behind its fsync). A read
+            // waits for the newest GSN handed out when it ran, only while writes are unsynced.
+            let hold_gsn = match (settings.hold_writes, gsn) {
+                (false, _) => 0,
+                (true, 0) => unsynced_gsn(shared),
+                (true, gsn) => gsn,
+            };
             match after {
                 After::Nothing => {
-                    let hold = settings.hold_writes && gsn > 0;
-                    self.push(&reply, gsn, hold);
+                    self.push(&reply, hold_gsn, hold_gsn > 0);
                 }
                 After::Close => {
-                    self.push(&reply, gsn, settings.hold_writes && gsn > 0);
+                    self.push(&reply, hold_gsn, hold_gsn > 0);
                     self.closing = true;
                 }
                 After::Shutdown => {
@@ -442,6 +449,20 @@ impl Connection {
         self.can_read = false;
         self.closing = true;
         self.input.clear();
+    }
+}
+
+/// The newest GSN handed out if it is not durable yet, else 0. A value a read saw was
+/// written under a GSN at most this one (GSNs are taken before the index shows a write).
+/// Once an fsync has failed nothing will become durable again and reads go on unheld:
+/// the engine refuses writes, and a read is better served than refused.
+fn unsynced_gsn(shared: &Shared) -> Gsn {
+    let engine = &shared.engine;
+    let last = engine.last_gsn();
+    if last > engine.durable_gsn() && !engine.writes_refused() {
+        last
+    } else {
+        0
     }
 }
 

@@ -247,6 +247,19 @@ impl Server {
         self.shared.engine.fail_next_sync();
     }
 
+    /// Test seam: while `hold` is true the engine's fsyncs wait, freezing durability.
+    #[doc(hidden)]
+    pub fn hold_syncs(&self, hold: bool) {
+        self.shared.engine.hold_syncs(hold);
+    }
+
+    /// Test seam: the newest GSN the engine handed out (to know a write has executed).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn last_gsn(&self) -> u64 {
+        self.shared.engine.last_gsn()
+    }
+
     /// A handle that stops the server from another thread.
     #[must_use]
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {

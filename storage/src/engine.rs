@@ -1255,6 +1255,13 @@ impl Engine {
         self.inner.failure.lock().clone()
     }
 
+    /// True once an fsync failed and writes are refused; one atomic load, for hot paths
+    /// (`sync_failure` has the text but takes a lock).
+    #[inline]
+    pub fn writes_refused(&self) -> bool {
+        self.inner.failed.load(Ordering::Acquire)
+    }
+
     /// Flushes every buffer and fdatasyncs everything now, blocking.
     ///
     /// # Errors
@@ -1268,6 +1275,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn fail_next_sync(&self) {
         self.inner.seam.arm_failure();
+    }
+
+    /// Test hook (the same seam): while `hold` is true every fdatasync waits before it
+    /// starts, so durability stays frozen at a known GSN until released.
+    #[doc(hidden)]
+    pub fn hold_syncs(&self, hold: bool) {
+        self.inner.seam.hold(hold);
     }
 
     /// Counters for INFO.

@@ -28,10 +28,14 @@ pub(crate) fn parse_name(name: &str) -> Option<(u32, &str)> {
 }
 
 /// The seam through which every fdatasync/fsync goes. Tests arm `fail_next` to make the next
-/// sync fail the way a real disk error would (EIO).
+/// sync fail the way a real disk error would (EIO), or hold syncs to freeze durability at a
+/// known point (a slow disk, made deterministic).
 #[derive(Default)]
 pub(crate) struct SyncSeam {
     fail_next: AtomicBool,
+    holding: AtomicBool,
+    hold: parking_lot::Mutex<bool>,
+    released: parking_lot::Condvar,
 }
 
 impl SyncSeam {
@@ -39,7 +43,23 @@ impl SyncSeam {
         self.fail_next.store(true, Ordering::SeqCst);
     }
 
+    /// While held, every fdatasync waits before it starts; releasing lets them all go.
+    pub(crate) fn hold(&self, hold: bool) {
+        let mut h = self.hold.lock();
+        *h = hold;
+        self.holding.store(hold, Ordering::SeqCst);
+        if !hold {
+            self.released.notify_all();
+        }
+    }
+
     pub(crate) fn datasync(&self, file: &File) -> io::Result<()> {
+        if self.holding.load(Ordering::Acquire) {
+            let mut h = self.hold.lock();
+            while *h {
+                self.released.wait(&mut h);
+            }
+        }
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
