@@ -75,7 +75,14 @@ fn every_single_cut() {
 #[test]
 fn every_pair_of_cuts() {
     let (wire, want) = stream();
-    for i in 0..=wire.len() {
+    // Quadratic in the stream: under valgrind (RESPITE_TEST_SCALE=small) the first cut takes
+    // every 7th offset; the second still takes every offset after it.
+    let step = if std::env::var("RESPITE_TEST_SCALE").as_deref() == Ok("small") {
+        7
+    } else {
+        1
+    };
+    for i in (0..=wire.len()).step_by(step) {
         for j in i..=wire.len() {
             assert_eq!(
                 feed([&wire[..i], &wire[i..j], &wire[j..]]),
