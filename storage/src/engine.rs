@@ -1323,6 +1323,9 @@ impl Engine {
     /// `WritesRefused` if an fsync failed (now or earlier): the data after the last durable
     /// GSN may be lost. `Io` if a hint cannot be written (start-up then scans that log).
     pub fn close(mut self) -> Result<()> {
+        // Stop the background threads first, so nothing (an expiry sweep, a compaction)
+        // writes after the final sync.
+        self.stop_threads();
         let synced = if self.inner.failed.load(Ordering::Acquire) {
             Err(Error::WritesRefused(
                 self.sync_failure().unwrap_or_default(),
@@ -1330,7 +1333,6 @@ impl Engine {
         } else {
             self.inner.sync_round(true).map(|_| ())
         };
-        self.stop_threads();
         synced?;
         crate::maint::write_pending_hints(&self.inner)?;
         crate::maint::delete_retired(&self.inner)?;
