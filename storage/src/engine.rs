@@ -1307,8 +1307,9 @@ impl Engine {
         s
     }
 
-    /// Compacts every sealed log whose dead bytes exceed `compaction_dead_ratio` now, and
-    /// removes files it compacted earlier once no reader can reach them (test / ops hook).
+    /// Compacts every sealed log that has any dead bytes now (the background compactor waits
+    /// for `compaction_dead_ratio`), and removes compacted files once no reader can reach them
+    /// (test / ops hook).
     ///
     /// # Errors
     /// `WritesRefused` after an fsync failure; `Io` on a read or write error.

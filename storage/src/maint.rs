@@ -79,7 +79,7 @@ pub(crate) fn maint_thread(inner: &Inner) {
             continue;
         }
         sweep_step(inner, &mut sweep);
-        if let Err(e) = compact_some(inner, 1) {
+        if let Err(e) = compact_some(inner, 1, inner.dead_ratio) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
     }
@@ -253,36 +253,66 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-fn over_ratio(inner: &Inner, f: &DataFile) -> bool {
+fn over_ratio(f: &DataFile, ratio: f64) -> bool {
     let body = f.len().saturating_sub(LOG_HEADER as u64);
     let dead = f.dead.load(Ordering::Relaxed);
-    f.sealed.load(Ordering::Acquire) && dead > 0 && dead as f64 > inner.dead_ratio * body as f64
+    f.sealed.load(Ordering::Acquire) && dead > 0 && dead as f64 > ratio * body as f64
 }
 
-/// Compacts up to `max` files above the dead ratio.
-fn compact_some(inner: &Inner, max: usize) -> Result<()> {
+/// Compacts up to `max` sealed files whose dead fraction exceeds `ratio`.
+fn compact_some(inner: &Inner, max: usize, ratio: f64) -> Result<()> {
     let candidates: Vec<Arc<DataFile>> = inner
         .files
         .iter()
         .map(|e| e.value().clone())
-        .filter(|f| over_ratio(inner, f))
+        .filter(|f| over_ratio(f, ratio))
         .take(max)
         .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let _one_at_a_time = inner.compaction.lock();
+    let mut moved = Vec::new();
     for f in candidates {
-        compact_file(inner, &f)?;
+        if compact_file(inner, &f)? {
+            moved.push(f);
+        }
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    // The moved records must be durable before the old copies go: one sync for the batch.
+    inner.sync_round(true)?;
+    for f in moved {
+        retire(inner, f);
     }
     Ok(())
 }
 
-pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
-    compact_some(inner, usize::MAX)
+/// Hands a compacted file to the epoch: it is unlinked only after every reader that could
+/// have loaded a location inside it has unpinned.
+fn retire(inner: &Inner, f: Arc<DataFile>) {
+    inner.pending_hints.lock().retain(|p| p.id != f.id);
+    let retired = inner.retired.clone();
+    let guard = epoch::pin();
+    guard.defer(move || retired.lock().push(f));
+    guard.flush();
+    inner.compactions.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Rewrites the live records of a sealed file into its shard's active log, then retires it.
-fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
-    let _one_at_a_time = inner.compaction.lock();
-    if inner.files.get(&f.id).is_none() || inner.retired.lock().iter().any(|r| r.id == f.id) {
-        return Ok(());
+/// `compact_now`: every sealed file with any dead bytes, whatever the configured ratio.
+pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
+    compact_some(inner, usize::MAX, 0.0)
+}
+
+/// Rewrites the live records of a sealed file into its shard's active log. Returns whether
+/// the file is done and may be retired (after a sync). The caller holds `inner.compaction`.
+fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
+    if inner.files.get(&f.id).is_none()
+        || !f.sealed.load(Ordering::Acquire)
+        || inner.retired.lock().iter().any(|r| r.id == f.id)
+    {
+        return Ok(false);
     }
     let data = read_file(f)?;
     let mut recs = Vec::new();
@@ -292,7 +322,7 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
     let shard = &inner.shards[f.shard as usize];
     for chunk in recs.chunks(256) {
         if inner.shutdown.load(Ordering::SeqCst) {
-            return Ok(()); // nothing retired: the copies made so far are harmless duplicates
+            return Ok(false); // not retired: the copies made so far are harmless duplicates
         }
         let mut w = shard.writer.lock();
         inner.check_writable()?;
@@ -339,17 +369,6 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
             );
         }
     }
-    // The moved records must be durable before the old copies go.
-    inner.sync_round(true)?;
-    inner.pending_hints.lock().retain(|p| p.id != f.id);
     f.sealed.store(false, Ordering::Release); // never picked again
-    let retired = inner.retired.clone();
-    let fc = f.clone();
-    let guard = epoch::pin();
-    // Readers that loaded a location inside `f` are pinned; the file is unlinked only after
-    // they all unpin.
-    guard.defer(move || retired.lock().push(fc));
-    guard.flush();
-    inner.compactions.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(true)
 }
