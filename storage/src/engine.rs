@@ -1282,8 +1282,8 @@ impl Engine {
                     expires: c.expires.load(Ordering::Relaxed),
                 })
                 .collect(),
-            cache_hits: inner.cache.hits.load(Ordering::Relaxed),
-            cache_misses: inner.cache.misses.load(Ordering::Relaxed),
+            cache_hits: inner.cache.hits.load(),
+            cache_misses: inner.cache.misses.load(),
             cache_bytes: inner.cache.bytes(),
             last_gsn: self.last_gsn(),
             durable_gsn: self.durable_gsn(),
