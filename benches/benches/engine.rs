@@ -11,6 +11,8 @@
 //! no fsync): neither syncs, both lose their in-process buffer on a crash.
 //!
 //! Also printed: index memory per key (RSS growth while loading, from /proc/self/statm).
+//! RESPITE_BENCH_INLINE overrides `inline_value_max` (default 64, so the values here are read
+//! through the block cache).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -230,11 +232,19 @@ fn cold<K: Kv>(c: &mut Criterion, name: &str, kv: &K) {
 }
 
 fn respite_cfg(cache: u64) -> Config {
-    Config {
+    let mut cfg = Config {
         sync_mode: SyncMode::No,
         cache_capacity_bytes: cache,
         ..Config::default()
+    };
+    // RESPITE_BENCH_INLINE=128 measures the trade-off of keeping the 100-byte values inline.
+    if let Some(n) = std::env::var("RESPITE_BENCH_INLINE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.inline_value_max = n;
     }
+    cfg
 }
 
 fn respite(c: &mut Criterion) {
