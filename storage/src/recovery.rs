@@ -323,6 +323,11 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 }
             }
             let df = Arc::new(DataFile::open_existing(path, id, s, end)?);
+            if !sealed {
+                // Everything recovered is reported durable (durable_gsn starts at the highest
+                // GSN seen): make it so, in case it was only in the page cache at the crash.
+                df.file.sync_data().map_err(|e| Error::io(&df.path, e))?;
+            }
             df.sealed.store(sealed, Ordering::Relaxed);
             opened.push(df);
             if last_progress.elapsed().as_secs() >= 1 {
