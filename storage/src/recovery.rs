@@ -323,9 +323,10 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 }
             }
             let df = Arc::new(DataFile::open_existing(path, id, s, end)?);
-            if !sealed {
+            if !sealed || need_hints.contains(&id) {
                 // Everything recovered is reported durable (durable_gsn starts at the highest
                 // GSN seen): make it so, in case it was only in the page cache at the crash.
+                // (A sealed log with a valid hint was synced before its hint was written.)
                 df.file.sync_data().map_err(|e| Error::io(&df.path, e))?;
             }
             df.sealed.store(sealed, Ordering::Relaxed);
