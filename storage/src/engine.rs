@@ -583,6 +583,8 @@ fn writer_for<'a, 'b>(
 pub struct Engine {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
+    /// Holds the directory's flock until the engine is dropped (after its threads stop).
+    _lock: std::fs::File,
 }
 
 impl Engine {
@@ -612,6 +614,7 @@ impl Engine {
         }
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = crate::file::lock_dir(&dir)?;
         let inner = Arc::new(crate::recovery::recover(dir, config)?);
         let mut threads = Vec::new();
         let i2 = inner.clone();
@@ -628,7 +631,11 @@ impl Engine {
             .map_err(|e| Error::io(&inner.dir, e))?;
         let _ = inner.maint_thread.set(t.thread().clone());
         threads.push(t);
-        Ok(Engine { inner, threads })
+        Ok(Engine {
+            inner,
+            threads,
+            _lock: lock,
+        })
     }
 
     /// Number of databases.

@@ -64,6 +64,10 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// Another engine (this process or another) has the data directory open. Close it first;
+    /// two engines appending to the same logs would corrupt them.
+    #[error("data directory {0} is in use by another engine (lock file held)")]
+    DirInUse(PathBuf),
     /// The engine is closing or closed.
     #[error("engine is closed")]
     Closed,
