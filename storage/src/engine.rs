@@ -140,7 +140,11 @@ impl Inner {
             }
         }
         self.failed.store(true, Ordering::Release);
-        self.call_hooks();
+        // The sync thread tells the waiters (calls the hooks) outside every lock: `fail` can
+        // run under a shard lock or the sync-round lock.
+        if let Some(t) = self.sync_thread.get() {
+            t.unpark();
+        }
     }
 
     pub(crate) fn call_hooks(&self) {
@@ -163,6 +167,16 @@ impl Inner {
     /// file written since the last round, then the directory if a file was created, then
     /// publish durability. One fdatasync covers every write buffered before the round began.
     pub(crate) fn sync_round(&self, fsync: bool) -> Result<Gsn> {
+        let published = self.sync_round_locked(fsync)?;
+        if published {
+            // Outside the round lock, so a hook may call back into the engine.
+            self.call_hooks();
+        }
+        Ok(self.durable.load(Ordering::Acquire))
+    }
+
+    /// The round itself, under the round lock; true if it published a durable GSN.
+    fn sync_round_locked(&self, fsync: bool) -> Result<bool> {
         let _round = self.sync_round.lock();
         self.check_writable()?;
         // Every write with a GSN <= target appended to its buffer under its shard lock before
@@ -177,7 +191,7 @@ impl Inner {
             }
         }
         if !fsync {
-            return Ok(self.durable.load(Ordering::Acquire));
+            return Ok(false);
         }
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
         for f in &files {
@@ -197,8 +211,7 @@ impl Inner {
         self.durable.fetch_max(target, Ordering::SeqCst);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
-        self.call_hooks();
-        Ok(target)
+        Ok(true)
     }
 
     pub(crate) fn request_sync(&self, gsn: Gsn) {
@@ -1249,10 +1262,11 @@ impl Engine {
         self.inner.request_sync(gsn);
     }
 
-    /// Registers a hook called after durable_gsn advances or a sync fails. It runs on the
-    /// thread that completed the sync round: usually the sync thread, but also a caller of
-    /// `sync_all`/`close` or the maintenance thread after a compaction. It must be cheap and
-    /// thread-safe (the server's wakes its reactor).
+    /// Registers a hook called after durable_gsn advances or a sync fails. It runs outside
+    /// the engine's locks, on the thread that completed the sync round: usually the sync
+    /// thread (always for failures), but also a caller of `sync_all` or the maintenance
+    /// thread after a compaction. It must be cheap and thread-safe (the server's wakes its
+    /// reactor).
     pub fn on_durable(&self, hook: Arc<dyn Fn() + Send + Sync>) {
         self.inner.hooks.write().push(hook);
     }

@@ -25,11 +25,17 @@ const SECOND: Duration = Duration::from_secs(1);
 /// unless someone calls `request_sync`.
 pub(crate) fn sync_thread(inner: &Inner) {
     let mut last_timer = Instant::now();
+    let mut told_failure = false;
     loop {
         if inner.shutdown.load(Ordering::SeqCst) {
             return;
         }
         if inner.failed.load(Ordering::Acquire) {
+            if !told_failure {
+                // Every waiter of the failed group learns it now (sync_failure() is set).
+                inner.call_hooks();
+                told_failure = true;
+            }
             std::thread::park_timeout(SECOND);
             continue;
         }
