@@ -1,6 +1,5 @@
 //! The engine: databases, shard routing, TTL, wiring index <-> backend.
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -18,7 +17,7 @@ use crate::config::{Config, SyncMode, TreeConfig};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, NewEntry, Node, Slot, find, make_ikey};
+use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::Writer;
@@ -422,7 +421,7 @@ impl Inner {
         expire_at_ms: u64,
         gsn: Gsn,
         guard: &Guard,
-        existing: Option<Node<'_, '_>>,
+        existing: Option<Node<'_>>,
     ) -> Result<()> {
         let h = Header {
             gsn,
@@ -439,8 +438,7 @@ impl Inner {
             Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
             None => {
                 let idx = &self.shards[self.shard_of(hash)].index[db];
-                idx.insert(make_ikey(hash, key), Slot::new(entry), guard)
-                    .release(guard);
+                idx.insert_new(hash, key, entry, guard);
                 self.count_new(db, expire_at_ms);
             }
         }
@@ -471,18 +469,15 @@ impl Inner {
             value_len: value.len() as u32,
         };
         let (file, offset) = w.append(self, &h, key, value)?;
-        let mut entry = Some(self.make_entry(file, offset, value, expire_at_ms));
+        let entry = self.make_entry(file, offset, value, expire_at_ms);
         let idx = &self.shards[self.shard_of(hash)].index[db];
-        let node = idx.get_or_insert_with(
-            make_ikey(hash, key),
-            || Slot::new(entry.take().unwrap_or_else(|| unreachable!())),
-            guard,
-        );
-        match entry {
-            Some(e) => self.replace_entry(db, key.len(), node.value(), e, guard),
-            None => self.count_new(db, expire_at_ms),
+        match find(idx, hash, key, guard) {
+            Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
+            None => {
+                idx.insert_new(hash, key, entry, guard);
+                self.count_new(db, expire_at_ms);
+            }
         }
-        node.release(guard);
         Ok(())
     }
 
@@ -545,7 +540,7 @@ impl Inner {
         key: &[u8],
         gsn: Gsn,
         guard: &Guard,
-        node: Node<'_, '_>,
+        node: Node<'_>,
     ) -> Result<()> {
         let h = Header {
             gsn,
@@ -566,7 +561,7 @@ impl Inner {
             counters.expires.fetch_sub(1, Ordering::Relaxed);
         }
         counters.keys.fetch_sub(1, Ordering::Relaxed);
-        node.remove();
+        self.shards[self.shard_of(node.hash)].index[db].remove(node, guard);
         Ok(())
     }
 
@@ -781,7 +776,7 @@ impl Engine {
         let guard = epoch::pin();
         while shard < inner.nshards {
             let idx = &inner.shards[shard].index[db];
-            let mut cur = idx.lower_bound(Bound::Included(&pos), &guard);
+            let mut cur = idx.seek(pos, &guard);
             let mut group: Option<u64> = None;
             while let Some(e) = cur {
                 let g = e.key().hash >> 16;
@@ -792,7 +787,9 @@ impl Engine {
                 group = Some(g);
                 examined += 1;
                 let k = e.key().bytes();
-                if e.value().load(&guard).live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
+                if e.key().value().load(&guard).live(now)
+                    && pattern.is_none_or(|p| glob_match(p, k))
+                {
                     out.push(Bytes::copy_from_slice(k));
                 }
                 cur = e.next();
@@ -824,12 +821,10 @@ impl Engine {
             let start = r.rotate_left(17);
             for i in 0..inner.nshards {
                 let idx = &inner.shards[(first + i) % inner.nshards].index[db];
-                let mut cur = idx
-                    .lower_bound(Bound::Included(&start), &guard)
-                    .or_else(|| idx.front(&guard));
+                let mut cur = idx.seek(start, &guard).or_else(|| idx.front(&guard));
                 let mut tries = 0;
                 while let Some(e) = cur {
-                    if e.value().load(&guard).live(now) {
+                    if e.key().value().load(&guard).live(now) {
                         return Ok(Some(Bytes::copy_from_slice(e.key().bytes())));
                     }
                     tries += 1;
@@ -1225,15 +1220,10 @@ impl Engine {
             let (file, _) = w.append(inner, &h, b"", b"")?;
             inner.add_dead(file, h.record_len() as u64);
             for &d in &dbs {
-                let idx = &inner.shards[si].index[d];
-                let mut cur = idx.front(&guard);
-                while let Some(e) = cur {
-                    let old = e.value().load(&guard);
-                    inner.add_dead(old.file, old.record_len(e.key().bytes().len()));
-                    e.remove();
-                    cur = e.next();
-                }
-                guard.repin();
+                inner.shards[si].index[d].clear(&mut guard, |k, g| {
+                    let old = k.value().load(g);
+                    inner.add_dead(old.file, old.record_len(k.bytes().len()));
+                });
             }
         }
         for &d in &dbs {

@@ -1,7 +1,6 @@
 //! Background work: the sync thread (group commit) and the maintenance thread (hint files,
 //! deletion of compacted files, the expiry sweep, compaction).
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{IKey, NewEntry, find};
+use crate::index::{NewEntry, find};
 use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
 use crate::recovery::scan_log;
 
@@ -63,7 +62,7 @@ pub(crate) fn sync_thread(inner: &Inner) {
 
 /// Where the expiry sweep resumes in each (shard, db).
 struct Sweep {
-    pos: Vec<Option<IKey>>,
+    pos: Vec<Option<u64>>,
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
@@ -102,22 +101,25 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
         for s in 0..inner.nshards {
             let slot = &mut sweep.pos[s * inner.databases + db];
             let idx = &inner.shards[s].index[db];
-            let mut expired: Vec<IKey> = Vec::new();
+            let mut expired: Vec<(u64, Box<[u8]>)> = Vec::new();
             {
                 let guard = epoch::pin();
-                let mut cur = match slot.as_ref() {
-                    Some(k) => idx.lower_bound(Bound::Excluded(k), &guard),
+                // Resume after the last hash examined (a key sharing that exact 64-bit hash is
+                // picked up by the next pass).
+                let mut cur = match *slot {
+                    Some(h) => idx.seek_after(h, &guard),
                     None => idx.front(&guard),
                 };
                 let mut n = 0;
                 *slot = None;
                 while let Some(e) = cur {
-                    if !e.value().load(&guard).live(now) {
-                        expired.push(e.key().clone());
+                    let k = e.key();
+                    if !k.value().load(&guard).live(now) {
+                        expired.push((k.hash, k.bytes().into()));
                     }
                     n += 1;
                     if n >= 64 {
-                        *slot = Some(e.key().clone());
+                        *slot = Some(k.hash);
                         break;
                     }
                     cur = e.next();
@@ -129,8 +131,8 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
             let mut w = inner.shards[s].writer.lock();
             let guard = epoch::pin();
             let mut last = 0;
-            for ik in &expired {
-                let (hash, key) = (ik.hash, ik.bytes());
+            for (hash, key) in &expired {
+                let (hash, key) = (*hash, &key[..]);
                 let still = inner
                     .lookup(db, hash, key, &guard)
                     .is_some_and(|e| !e.live(now_ms()));
