@@ -96,36 +96,39 @@ pub(crate) type Node<'g> = &'g IKey;
 /// A skiplist position, for ordered walks.
 pub(crate) type Cursor<'a, 'g> = base::Entry<'a, 'g, IKey, ()>;
 
-/// Table slot states kept in `hash`; real hashes are stored as `tag(hash)` (never 0 or 1).
+/// A table slot is one word: EMPTY, TOMB, or `tag << 48 | ptr`, where ptr is the address of
+/// an `IKey` inside a live skiplist node (8-aligned, so never 0 or 1) and tag is the top 16
+/// bits of the key's hash (a probe dereferences only nodes whose tag matches).
 const EMPTY: u64 = 0;
 const TOMB: u64 = 1;
+const PTR_BITS: u32 = 48;
+const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
 
 #[inline]
 fn tag(hash: u64) -> u64 {
-    if hash < 2 { hash + 2 } else { hash }
+    hash >> PTR_BITS
 }
 
-struct TSlot {
-    hash: AtomicU64,
-    /// `*const IKey` inside a live skiplist node, or 0.
-    ptr: AtomicUsize,
+fn pack(hash: u64, p: usize) -> u64 {
+    // User-space addresses on Linux x86-64 and aarch64 fit in 48 bits (the kernel hands out
+    // higher ones only to mmap calls that ask for them, which the allocator does not).
+    assert!(
+        (p as u64) >> PTR_BITS == 0,
+        "index node address {p:#x} does not fit in 48 bits"
+    );
+    (tag(hash) << PTR_BITS) | p as u64
 }
 
 struct Table {
     mask: usize,
-    slots: Box<[TSlot]>,
+    slots: Box<[AtomicU64]>,
 }
 
 impl Table {
     fn new(cap: usize) -> Table {
         Table {
             mask: cap - 1,
-            slots: (0..cap)
-                .map(|_| TSlot {
-                    hash: AtomicU64::new(EMPTY),
-                    ptr: AtomicUsize::new(0),
-                })
-                .collect(),
+            slots: (0..cap).map(|_| AtomicU64::new(EMPTY)).collect(),
         }
     }
 }
@@ -159,25 +162,20 @@ impl Index {
         // epoch, so it lives while `guard` is pinned.
         let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
         let want = tag(hash);
-        let mut i = want as usize & t.mask;
+        let mut i = hash as usize & t.mask;
         loop {
-            let s = &t.slots[i];
-            let h = s.hash.load(Ordering::Acquire);
-            if h == EMPTY {
+            let w = t.slots[i].load(Ordering::Acquire);
+            if w == EMPTY {
                 return None;
             }
-            if h == want {
-                let p = s.ptr.load(Ordering::Acquire);
-                if p != 0 {
-                    // SAFETY: `p` was in the table after this thread pinned `guard` (we read
-                    // a live tag first and slots are cleared before their node is removed).
-                    // A node is removed from the table before it is unlinked from the
-                    // skiplist, and crossbeam destroys unlinked nodes only after every guard
-                    // pinned before the unlink is dropped: the IKey is valid for 'g.
-                    let k = unsafe { &*(p as *const IKey) };
-                    if k.hash == hash && k.bytes() == key {
-                        return Some(k);
-                    }
+            if w != TOMB && w >> PTR_BITS == want {
+                // SAFETY: the word was in the table after this thread pinned `guard`. A node
+                // leaves the table (TOMB) before it is unlinked from the skiplist, and
+                // crossbeam destroys unlinked nodes only after every guard pinned before the
+                // unlink is dropped: the IKey is valid for 'g.
+                let k = unsafe { &*((w & PTR_MASK) as usize as *const IKey) };
+                if k.hash == hash && k.bytes() == key {
+                    return Some(k);
                 }
             }
             // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
@@ -211,17 +209,15 @@ impl Index {
         if (used + 1) * 4 > t.slots.len() * 3 {
             t = self.rebuild(guard);
         }
-        let mut i = tag(hash) as usize & t.mask;
+        let mut i = hash as usize & t.mask;
         loop {
-            let s = &t.slots[i];
-            let h = s.hash.load(Ordering::Relaxed);
-            if h == EMPTY || h == TOMB {
-                if h == EMPTY {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
+                if w == EMPTY {
                     self.used.fetch_add(1, Ordering::Relaxed);
                 }
-                // Pointer first, then the tag (Release): a reader that sees the tag sees it.
-                s.ptr.store(p, Ordering::Release);
-                s.hash.store(tag(hash), Ordering::Release);
+                // Release: a reader that loads the word sees the node it points to.
+                t.slots[i].store(pack(hash, p), Ordering::Release);
                 self.live.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -237,23 +233,24 @@ impl Index {
         // SAFETY: as in `get`.
         let old = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
         let mut n = 0;
-        for s in old.slots.iter() {
-            let h = s.hash.load(Ordering::Relaxed);
-            let p = s.ptr.load(Ordering::Relaxed);
-            if h == EMPTY || h == TOMB || p == 0 {
+        for w in old.slots.iter() {
+            let w = w.load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
                 continue;
             }
-            // Every probe starts at tag(hash), the value stored in `hash`.
-            let mut i = h as usize & new.mask;
-            while new.slots[i].hash.load(Ordering::Relaxed) != EMPTY {
+            // SAFETY: a live table word points at a linked node (the caller holds the shard
+            // lock, so nothing unlinks it meanwhile).
+            let hash = unsafe { (*((w & PTR_MASK) as usize as *const IKey)).hash };
+            let mut i = hash as usize & new.mask;
+            while new.slots[i].load(Ordering::Relaxed) != EMPTY {
                 i = (i + 1) & new.mask;
             }
-            new.slots[i].ptr.store(p, Ordering::Relaxed);
-            new.slots[i].hash.store(h, Ordering::Relaxed);
+            new.slots[i].store(w, Ordering::Relaxed);
             n += 1;
         }
         self.used.store(n, Ordering::Relaxed);
         self.live.store(n, Ordering::Relaxed);
+        // AcqRel: readers that load the new table see its slots.
         let old = self.table.swap(Owned::new(new), Ordering::AcqRel, guard);
         // SAFETY: the old table is unreachable for new readers; readers that loaded it are
         // pinned and the epoch frees it after they unpin. Only the lock holder swaps.
@@ -264,20 +261,18 @@ impl Index {
 
     /// Removes `node` (found under the same lock hold). Caller holds the shard lock.
     pub(crate) fn remove(&self, node: Node<'_>, guard: &Guard) {
-        let p = node as *const IKey as usize;
+        let p = node as *const IKey as u64;
         // SAFETY: as in `get`.
         let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let mut i = tag(node.hash) as usize & t.mask;
+        let mut i = node.hash as usize & t.mask;
         loop {
-            let s = &t.slots[i];
-            let h = s.hash.load(Ordering::Relaxed);
-            if h == EMPTY {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY {
                 break; // not in the table (cannot happen: every node is inserted there)
             }
-            if s.ptr.load(Ordering::Relaxed) == p {
+            if w != TOMB && w & PTR_MASK == p {
                 // Out of the table before out of the skiplist: see `get`.
-                s.hash.store(TOMB, Ordering::Release);
-                s.ptr.store(0, Ordering::Release);
+                t.slots[i].store(TOMB, Ordering::Release);
                 self.live.fetch_sub(1, Ordering::Relaxed);
                 break;
             }
