@@ -327,6 +327,20 @@ impl Index {
     }
 }
 
+impl Drop for Index {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no reader or writer can reach this index any more; the current
+        // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
+        // went through `defer_destroy`).
+        unsafe {
+            let t = self
+                .table
+                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
+            drop(t.into_owned());
+        }
+    }
+}
+
 /// The node of (`hash`, `key`), if present (a table probe, lock-free).
 #[inline]
 pub(crate) fn find<'g>(idx: &Index, hash: u64, key: &[u8], guard: &'g Guard) -> Option<Node<'g>> {
