@@ -2,14 +2,17 @@
 //! Engine micro-benchmarks: respite-storage against fjall (v3) on the same workload.
 //!
 //! RESPITE_BENCH_KEYS keys (default 1,000,000) of 16 bytes with 100-byte values, then:
-//! get (block cache hit), get (cold cache: block cache off, log in the page cache), set of a
-//! new key, update of an existing key, delete; the same with two threads (get, set).
+//! get (block cache hit), get (cold: block cache off, log in the page cache), set of a new
+//! key (sequential and random key order), update of an existing key, delete; then get, set, update and delete on two threads
+//! (reported as wall time per operation, so half the single-thread figure is perfect scaling).
 //!
 //! Durability: respite runs with `SyncMode::No` (buffers go to the OS about once a second;
 //! no fdatasync) and fjall with `manual_journal_persist(true)` (journal buffered in-process,
 //! no fsync): neither syncs, both lose their in-process buffer on a crash.
 //!
 //! Also printed: index memory per key (RSS growth while loading, from /proc/self/statm).
+//! RESPITE_BENCH_INLINE overrides `inline_value_max` (default 64, so the values here are read
+//! through the block cache).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -28,6 +31,7 @@ fn nkeys() -> u64 {
         .unwrap_or(1_000_000)
 }
 
+/// A 16-byte key: prefix byte, "ey:", 12 decimal digits.
 fn key(prefix: u8, i: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[0] = prefix;
@@ -53,16 +57,49 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-fn cfg(cache: u64) -> Config {
-    Config {
-        sync_mode: SyncMode::No,
-        cache_capacity_bytes: cache,
-        ..Config::default()
+/// The operations both engines are measured on.
+trait Kv: Send + Sync + 'static {
+    fn get(&self, k: &[u8]) -> bool;
+    fn set(&self, k: &[u8], v: &[u8]);
+    fn del(&self, k: &[u8]);
+}
+
+impl Kv for Engine {
+    #[inline]
+    fn get(&self, k: &[u8]) -> bool {
+        black_box(Engine::get(self, 0, k).unwrap()).is_some()
+    }
+    #[inline]
+    fn set(&self, k: &[u8], v: &[u8]) {
+        Engine::set(self, 0, k, v, SetOptions::default()).unwrap();
+    }
+    #[inline]
+    fn del(&self, k: &[u8]) {
+        self.delete(0, k).unwrap();
+    }
+}
+
+impl Kv for fjall::Keyspace {
+    #[inline]
+    fn get(&self, k: &[u8]) -> bool {
+        black_box(fjall::Keyspace::get(self, k).unwrap()).is_some()
+    }
+    #[inline]
+    fn set(&self, k: &[u8], v: &[u8]) {
+        self.insert(k, v).unwrap();
+    }
+    #[inline]
+    fn del(&self, k: &[u8]) {
+        self.remove(k).unwrap();
     }
 }
 
 /// Runs `op(thread, i)` for `iters` operations split across `threads` threads; wall time.
-fn parallel(iters: u64, threads: u64, op: Arc<dyn Fn(u64, u64) + Send + Sync>) -> Duration {
+fn parallel<F: Fn(u64, u64) + Send + Sync + 'static>(
+    iters: u64,
+    threads: u64,
+    op: Arc<F>,
+) -> Duration {
     let start = Instant::now();
     let hs: Vec<_> = (0..threads)
         .map(|t| {
@@ -80,124 +117,164 @@ fn parallel(iters: u64, threads: u64, op: Arc<dyn Fn(u64, u64) + Send + Sync>) -
     start.elapsed()
 }
 
-fn respite(c: &mut Criterion) {
+/// Loads the keys and runs every hot-cache benchmark against `kv`.
+fn suite<K: Kv>(c: &mut Criterion, name: &str, kv: Arc<K>) {
     let n = nkeys();
-    let dir = tempfile::tempdir().unwrap();
     let rss0 = rss_bytes();
-    let e = Arc::new(Engine::open(dir.path(), cfg(256 << 20)).unwrap());
     let t0 = Instant::now();
     for i in 0..n {
-        e.set(0, &key(b'k', i), &VALUE, SetOptions::default())
-            .unwrap();
+        kv.set(&key(b'k', i), &VALUE);
     }
     let load = t0.elapsed();
-    e.sync_all().unwrap();
     let rss1 = rss_bytes();
     eprintln!(
-        "respite: loaded {n} keys in {:?} ({:.2} us/set); RSS growth {} bytes = {:.1} bytes/key \
-         beyond the 16-byte key ({:.1} incl. key)",
-        load,
+        "{name}: loaded {n} keys in {load:?} ({:.2} us/set); RSS growth {:.1} bytes/key \
+         ({:.1} beyond the 16-byte key)",
         load.as_secs_f64() * 1e6 / n as f64,
-        rss1.saturating_sub(rss0),
-        rss1.saturating_sub(rss0) as f64 / n as f64 - 16.0,
         rss1.saturating_sub(rss0) as f64 / n as f64,
+        rss1.saturating_sub(rss0) as f64 / n as f64 - 16.0,
     );
-    // Warm the block cache.
     for i in 0..n {
-        black_box(e.get(0, &key(b'k', i)).unwrap());
+        kv.get(&key(b'k', i)); // warm the block cache
     }
-    let mut g = c.benchmark_group("respite");
+    let mut g = c.benchmark_group(name);
     let mut rng = SmallRng::seed_from_u64(1);
     g.bench_function("get_hit", |b| {
-        b.iter(|| black_box(e.get(0, &key(b'k', rng.random_range(0..n))).unwrap()))
+        b.iter(|| kv.get(&key(b'k', rng.random_range(0..n))))
     });
     let next = AtomicU64::new(0);
     g.bench_function("set_new", |b| {
+        b.iter(|| kv.set(&key(b'n', next.fetch_add(1, Ordering::Relaxed)), &VALUE))
+    });
+    // New keys in random order (fjall's memtable is key-ordered, so the sequential keys above
+    // always insert at its hot end; respite's index is hash-ordered either way).
+    let next_r = AtomicU64::new(0);
+    g.bench_function("set_new_random", |b| {
         b.iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            e.set(0, &key(b'n', i), &VALUE, SetOptions::default())
-                .unwrap()
+            let i = next_r.fetch_add(1, Ordering::Relaxed);
+            kv.set(
+                &key(b'r', i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24),
+                &VALUE,
+            )
         })
     });
     g.bench_function("update", |b| {
-        b.iter(|| {
-            e.set(
-                0,
-                &key(b'k', rng.random_range(0..n)),
-                &VALUE,
-                SetOptions::default(),
-            )
-            .unwrap()
-        })
+        b.iter(|| kv.set(&key(b'k', rng.random_range(0..n)), &VALUE))
     });
     let del = AtomicU64::new(0);
     g.bench_function("delete", |b| {
         b.iter_custom(|iters| {
             let base = del.fetch_add(iters, Ordering::Relaxed);
             for i in base..base + iters {
-                e.set(0, &key(b'd', i), &VALUE, SetOptions::default())
-                    .unwrap();
+                kv.set(&key(b'd', i), &VALUE);
             }
             let start = Instant::now();
             for i in base..base + iters {
-                black_box(e.delete(0, &key(b'd', i)).unwrap());
+                kv.del(&key(b'd', i));
             }
             start.elapsed()
         })
     });
-    let e2 = e.clone();
     g.bench_function("get_hit_2threads", |b| {
-        let e = e2.clone();
-        b.iter_custom(move |iters| {
-            let e = e.clone();
+        b.iter_custom(|iters| {
+            let kv = kv.clone();
             parallel(
                 iters,
                 2,
                 Arc::new(move |t, i| {
-                    let k = key(b'k', (i * 7919 + t * 104_729) % n);
-                    black_box(e.get(0, &k).unwrap());
+                    kv.get(&key(b'k', (i * 7919 + t * 104_729) % n));
                 }),
             )
         })
     });
     let next2 = Arc::new(AtomicU64::new(0));
     g.bench_function("set_new_2threads", |b| {
-        let e = e2.clone();
-        let next2 = next2.clone();
-        b.iter_custom(move |iters| {
-            let (e, next2) = (e.clone(), next2.clone());
+        b.iter_custom(|iters| {
+            let (kv, next2) = (kv.clone(), next2.clone());
             parallel(
                 iters,
                 2,
                 Arc::new(move |_, _| {
-                    let i = next2.fetch_add(1, Ordering::Relaxed);
-                    e.set(0, &key(b'm', i), &VALUE, SetOptions::default())
-                        .unwrap();
+                    kv.set(&key(b'm', next2.fetch_add(1, Ordering::Relaxed)), &VALUE);
+                }),
+            )
+        })
+    });
+    g.bench_function("update_2threads", |b| {
+        b.iter_custom(|iters| {
+            let kv = kv.clone();
+            parallel(
+                iters,
+                2,
+                Arc::new(move |t, i| {
+                    kv.set(&key(b'k', (i * 7919 + t * 104_729) % n), &VALUE);
+                }),
+            )
+        })
+    });
+    let del2 = Arc::new(AtomicU64::new(0));
+    g.bench_function("delete_2threads", |b| {
+        b.iter_custom(|iters| {
+            let base = del2.fetch_add(iters, Ordering::Relaxed);
+            for i in base..base + iters {
+                kv.set(&key(b'e', i), &VALUE);
+            }
+            let kv = kv.clone();
+            parallel(
+                iters,
+                2,
+                Arc::new(move |t, i| {
+                    kv.del(&key(b'e', base + t * (iters / 2) + i));
                 }),
             )
         })
     });
     g.finish();
-    let stats = e.stats();
-    eprintln!(
-        "respite: cache hits {} misses {}, files {}",
-        stats.cache_hits, stats.cache_misses, stats.files
-    );
-    drop(e2);
-    Arc::into_inner(e).unwrap().close().unwrap();
+}
 
-    // Cold cache: block cache off, every get is a pread served by the page cache.
-    let e = Engine::open(dir.path(), cfg(0)).unwrap();
-    let mut g = c.benchmark_group("respite");
+/// Cold reads: block cache off, every get reads the log (served by the page cache).
+fn cold<K: Kv>(c: &mut Criterion, name: &str, kv: &K) {
+    let n = nkeys();
+    let mut rng = SmallRng::seed_from_u64(2);
+    let mut g = c.benchmark_group(name);
     g.bench_function("get_cold", |b| {
-        b.iter(|| black_box(e.get(0, &key(b'k', rng.random_range(0..n))).unwrap()))
+        b.iter(|| kv.get(&key(b'k', rng.random_range(0..n))))
     });
     g.finish();
+}
+
+fn respite_cfg(cache: u64) -> Config {
+    let mut cfg = Config {
+        sync_mode: SyncMode::No,
+        cache_capacity_bytes: cache,
+        ..Config::default()
+    };
+    // RESPITE_BENCH_INLINE=128 measures the trade-off of keeping the 100-byte values inline.
+    if let Some(n) = std::env::var("RESPITE_BENCH_INLINE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        cfg.inline_value_max = n;
+    }
+    cfg
+}
+
+fn respite(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Arc::new(Engine::open(dir.path(), respite_cfg(256 << 20)).unwrap());
+    suite(c, "respite", e.clone());
+    let s = e.stats();
+    eprintln!(
+        "respite: cache hits {} misses {}; {} files, {} bytes on disk",
+        s.cache_hits, s.cache_misses, s.files, s.disk_bytes
+    );
+    Arc::into_inner(e).unwrap().close().unwrap();
+    let e = Engine::open(dir.path(), respite_cfg(0)).unwrap();
+    cold(c, "respite", &e);
     e.close().unwrap();
 }
 
 fn fjall(c: &mut Criterion) {
-    let n = nkeys();
     let dir = tempfile::tempdir().unwrap();
     let open = |cache: u64| {
         let db = fjall::Database::builder(dir.path())
@@ -211,83 +288,12 @@ fn fjall(c: &mut Criterion) {
         (db, ks)
     };
     let (db, ks) = open(256 << 20);
-    let t0 = Instant::now();
-    for i in 0..n {
-        ks.insert(key(b'k', i), VALUE).unwrap();
-    }
-    eprintln!(
-        "fjall: loaded {n} keys in {:?} ({:.2} us/insert)",
-        t0.elapsed(),
-        t0.elapsed().as_secs_f64() * 1e6 / n as f64
-    );
-    for i in 0..n {
-        black_box(ks.get(key(b'k', i)).unwrap());
-    }
-    let mut g = c.benchmark_group("fjall");
-    let mut rng = SmallRng::seed_from_u64(1);
-    g.bench_function("get_hit", |b| {
-        b.iter(|| black_box(ks.get(key(b'k', rng.random_range(0..n))).unwrap()))
-    });
-    let next = AtomicU64::new(0);
-    g.bench_function("set_new", |b| {
-        b.iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            ks.insert(key(b'n', i), VALUE).unwrap()
-        })
-    });
-    g.bench_function("update", |b| {
-        b.iter(|| ks.insert(key(b'k', rng.random_range(0..n)), VALUE).unwrap())
-    });
-    let del = AtomicU64::new(0);
-    g.bench_function("delete", |b| {
-        b.iter_custom(|iters| {
-            let base = del.fetch_add(iters, Ordering::Relaxed);
-            for i in base..base + iters {
-                ks.insert(key(b'd', i), VALUE).unwrap();
-            }
-            let start = Instant::now();
-            for i in base..base + iters {
-                ks.remove(key(b'd', i)).unwrap();
-            }
-            start.elapsed()
-        })
-    });
-    let ks2 = ks.clone();
-    g.bench_function("get_hit_2threads", |b| {
-        b.iter_custom(|iters| {
-            let ks = ks2.clone();
-            parallel(
-                iters,
-                2,
-                Arc::new(move |t, i| {
-                    black_box(ks.get(key(b'k', (i * 7919 + t * 104_729) % n)).unwrap());
-                }),
-            )
-        })
-    });
-    let next2 = Arc::new(AtomicU64::new(0));
-    g.bench_function("set_new_2threads", |b| {
-        b.iter_custom(|iters| {
-            let (ks, next2) = (ks2.clone(), next2.clone());
-            parallel(
-                iters,
-                2,
-                Arc::new(move |_, _| {
-                    let i = next2.fetch_add(1, Ordering::Relaxed);
-                    ks.insert(key(b'm', i), VALUE).unwrap();
-                }),
-            )
-        })
-    });
-    g.finish();
-    drop((ks, ks2));
+    let ks = Arc::new(ks);
+    suite(c, "fjall", ks.clone());
+    drop(ks);
     drop(db);
     let (db, ks) = open(0);
-    let mut g = c.benchmark_group("fjall");
-    g.bench_function("get_cold", |b| {
-        b.iter(|| black_box(ks.get(key(b'k', rng.random_range(0..n))).unwrap()))
-    });
-    g.finish();
+    cold(c, "fjall", &ks);
     drop(ks);
     drop(db);
 }

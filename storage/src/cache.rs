@@ -1,6 +1,9 @@
 //! Block cache: 4 KiB blocks of the log files in a quick_cache (S3-FIFO), weighted by bytes.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
 
 use bytes::Bytes;
 use quick_cache::Weighter;
@@ -18,13 +21,36 @@ impl Weighter<(u32, u32), Bytes> for ByLen {
     }
 }
 
+/// A counter striped over cache lines, so threads counting hits do not fight over one line.
+pub(crate) struct Counter([CachePadded<AtomicU64>; 8]);
+
+impl Counter {
+    fn new() -> Counter {
+        Counter(std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))))
+    }
+
+    #[inline]
+    fn add(&self) {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static STRIPE: Cell<usize> = Cell::new(NEXT.fetch_add(1, Ordering::Relaxed) % 8);
+        }
+        let i = STRIPE.with(Cell::get);
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn load(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// The block cache. Keys are (file id, block number); file ids are never reused, so a block
 /// can never be stale except the tail block of the file being appended to, which is
 /// re-read when it is shorter than needed.
 pub(crate) struct BlockCache {
     cache: Option<Cache<(u32, u32), Bytes, ByLen>>,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
+    pub hits: Counter,
+    pub misses: Counter,
 }
 
 impl BlockCache {
@@ -35,8 +61,8 @@ impl BlockCache {
         });
         BlockCache {
             cache,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Counter::new(),
+            misses: Counter::new(),
         }
     }
 
@@ -54,11 +80,11 @@ impl BlockCache {
     }
 
     pub(crate) fn count_hit(&self) {
-        self.hits.fetch_add(1, Ordering::Relaxed);
+        self.hits.add();
     }
 
     pub(crate) fn count_miss(&self) {
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.add();
     }
 
     pub(crate) fn bytes(&self) -> u64 {

@@ -1,6 +1,5 @@
 //! The engine: databases, shard routing, TTL, wiring index <-> backend.
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -18,7 +17,7 @@ use crate::config::{Config, SyncMode, TreeConfig};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, NewEntry, Node, Slot, find, make_ikey};
+use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::Writer;
@@ -140,7 +139,11 @@ impl Inner {
             }
         }
         self.failed.store(true, Ordering::Release);
-        self.call_hooks();
+        // The sync thread tells the waiters (calls the hooks) outside every lock: `fail` can
+        // run under a shard lock or the sync-round lock.
+        if let Some(t) = self.sync_thread.get() {
+            t.unpark();
+        }
     }
 
     pub(crate) fn call_hooks(&self) {
@@ -163,6 +166,16 @@ impl Inner {
     /// file written since the last round, then the directory if a file was created, then
     /// publish durability. One fdatasync covers every write buffered before the round began.
     pub(crate) fn sync_round(&self, fsync: bool) -> Result<Gsn> {
+        let published = self.sync_round_locked(fsync)?;
+        if published {
+            // Outside the round lock, so a hook may call back into the engine.
+            self.call_hooks();
+        }
+        Ok(self.durable.load(Ordering::Acquire))
+    }
+
+    /// The round itself, under the round lock; true if it published a durable GSN.
+    fn sync_round_locked(&self, fsync: bool) -> Result<bool> {
         let _round = self.sync_round.lock();
         self.check_writable()?;
         // Every write with a GSN <= target appended to its buffer under its shard lock before
@@ -177,7 +190,7 @@ impl Inner {
             }
         }
         if !fsync {
-            return Ok(self.durable.load(Ordering::Acquire));
+            return Ok(false);
         }
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
         for f in &files {
@@ -197,8 +210,7 @@ impl Inner {
         self.durable.fetch_max(target, Ordering::SeqCst);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
-        self.call_hooks();
-        Ok(target)
+        Ok(true)
     }
 
     pub(crate) fn request_sync(&self, gsn: Gsn) {
@@ -409,7 +421,7 @@ impl Inner {
         expire_at_ms: u64,
         gsn: Gsn,
         guard: &Guard,
-        existing: Option<Node<'_, '_>>,
+        existing: Option<Node<'_>>,
     ) -> Result<()> {
         let h = Header {
             gsn,
@@ -426,8 +438,7 @@ impl Inner {
             Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
             None => {
                 let idx = &self.shards[self.shard_of(hash)].index[db];
-                idx.insert(make_ikey(hash, key), Slot::new(entry), guard)
-                    .release(guard);
+                idx.insert_new(hash, key, entry, guard);
                 self.count_new(db, expire_at_ms);
             }
         }
@@ -458,18 +469,15 @@ impl Inner {
             value_len: value.len() as u32,
         };
         let (file, offset) = w.append(self, &h, key, value)?;
-        let mut entry = Some(self.make_entry(file, offset, value, expire_at_ms));
+        let entry = self.make_entry(file, offset, value, expire_at_ms);
         let idx = &self.shards[self.shard_of(hash)].index[db];
-        let node = idx.get_or_insert_with(
-            make_ikey(hash, key),
-            || Slot::new(entry.take().unwrap_or_else(|| unreachable!())),
-            guard,
-        );
-        match entry {
-            Some(e) => self.replace_entry(db, key.len(), node.value(), e, guard),
-            None => self.count_new(db, expire_at_ms),
+        match find(idx, hash, key, guard) {
+            Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
+            None => {
+                idx.insert_new(hash, key, entry, guard);
+                self.count_new(db, expire_at_ms);
+            }
         }
-        node.release(guard);
         Ok(())
     }
 
@@ -532,7 +540,7 @@ impl Inner {
         key: &[u8],
         gsn: Gsn,
         guard: &Guard,
-        node: Node<'_, '_>,
+        node: Node<'_>,
     ) -> Result<()> {
         let h = Header {
             gsn,
@@ -553,7 +561,7 @@ impl Inner {
             counters.expires.fetch_sub(1, Ordering::Relaxed);
         }
         counters.keys.fetch_sub(1, Ordering::Relaxed);
-        node.remove();
+        self.shards[self.shard_of(node.hash)].index[db].remove(node, guard);
         Ok(())
     }
 
@@ -583,6 +591,8 @@ fn writer_for<'a, 'b>(
 pub struct Engine {
     inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
+    /// Holds the directory's flock until the engine is dropped (after its threads stop).
+    _lock: std::fs::File,
 }
 
 impl Engine {
@@ -612,6 +622,7 @@ impl Engine {
         }
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = crate::file::lock_dir(&dir)?;
         let inner = Arc::new(crate::recovery::recover(dir, config)?);
         let mut threads = Vec::new();
         let i2 = inner.clone();
@@ -628,7 +639,11 @@ impl Engine {
             .map_err(|e| Error::io(&inner.dir, e))?;
         let _ = inner.maint_thread.set(t.thread().clone());
         threads.push(t);
-        Ok(Engine { inner, threads })
+        Ok(Engine {
+            inner,
+            threads,
+            _lock: lock,
+        })
     }
 
     /// Number of databases.
@@ -761,7 +776,7 @@ impl Engine {
         let guard = epoch::pin();
         while shard < inner.nshards {
             let idx = &inner.shards[shard].index[db];
-            let mut cur = idx.lower_bound(Bound::Included(&pos), &guard);
+            let mut cur = idx.seek(pos, &guard);
             let mut group: Option<u64> = None;
             while let Some(e) = cur {
                 let g = e.key().hash >> 16;
@@ -772,7 +787,9 @@ impl Engine {
                 group = Some(g);
                 examined += 1;
                 let k = e.key().bytes();
-                if e.value().load(&guard).live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
+                if e.key().value().load(&guard).live(now)
+                    && pattern.is_none_or(|p| glob_match(p, k))
+                {
                     out.push(Bytes::copy_from_slice(k));
                 }
                 cur = e.next();
@@ -804,12 +821,10 @@ impl Engine {
             let start = r.rotate_left(17);
             for i in 0..inner.nshards {
                 let idx = &inner.shards[(first + i) % inner.nshards].index[db];
-                let mut cur = idx
-                    .lower_bound(Bound::Included(&start), &guard)
-                    .or_else(|| idx.front(&guard));
+                let mut cur = idx.seek(start, &guard).or_else(|| idx.front(&guard));
                 let mut tries = 0;
                 while let Some(e) = cur {
-                    if e.value().load(&guard).live(now) {
+                    if e.key().value().load(&guard).live(now) {
                         return Ok(Some(Bytes::copy_from_slice(e.key().bytes())));
                     }
                     tries += 1;
@@ -1205,15 +1220,10 @@ impl Engine {
             let (file, _) = w.append(inner, &h, b"", b"")?;
             inner.add_dead(file, h.record_len() as u64);
             for &d in &dbs {
-                let idx = &inner.shards[si].index[d];
-                let mut cur = idx.front(&guard);
-                while let Some(e) = cur {
-                    let old = e.value().load(&guard);
-                    inner.add_dead(old.file, old.record_len(e.key().bytes().len()));
-                    e.remove();
-                    cur = e.next();
-                }
-                guard.repin();
+                inner.shards[si].index[d].clear(&mut guard, |k, g| {
+                    let old = k.value().load(g);
+                    inner.add_dead(old.file, old.record_len(k.bytes().len()));
+                });
             }
         }
         for &d in &dbs {
@@ -1242,10 +1252,11 @@ impl Engine {
         self.inner.request_sync(gsn);
     }
 
-    /// Registers a hook called after durable_gsn advances or a sync fails. It runs on the
-    /// thread that completed the sync round: usually the sync thread, but also a caller of
-    /// `sync_all`/`close` or the maintenance thread after a compaction. It must be cheap and
-    /// thread-safe (the server's wakes its reactor).
+    /// Registers a hook called after durable_gsn advances or a sync fails. It runs outside
+    /// the engine's locks, on the thread that completed the sync round: usually the sync
+    /// thread (always for failures), but also a caller of `sync_all` or the maintenance
+    /// thread after a compaction. It must be cheap and thread-safe (the server's wakes its
+    /// reactor).
     pub fn on_durable(&self, hook: Arc<dyn Fn() + Send + Sync>) {
         self.inner.hooks.write().push(hook);
     }
@@ -1296,8 +1307,8 @@ impl Engine {
                     expires: c.expires.load(Ordering::Relaxed),
                 })
                 .collect(),
-            cache_hits: inner.cache.hits.load(Ordering::Relaxed),
-            cache_misses: inner.cache.misses.load(Ordering::Relaxed),
+            cache_hits: inner.cache.hits.load(),
+            cache_misses: inner.cache.misses.load(),
             cache_bytes: inner.cache.bytes(),
             last_gsn: self.last_gsn(),
             durable_gsn: self.durable_gsn(),
@@ -1315,14 +1326,15 @@ impl Engine {
             s.dead_bytes += f.dead.load(Ordering::Relaxed);
         }
         let keys: u64 = s.dbs.iter().map(|d| d.keys).sum();
-        // Skiplist node with the key inline (<= 22 bytes), RCU entry and allocator overhead:
-        // the bench measures about 124 bytes of RSS per 16-byte key with 100-byte values.
-        s.index_bytes_estimate = keys * 128;
+        // Skiplist node with the key inline (<= 22 bytes), lookup-table word, RCU entry and
+        // allocator overhead: the bench measures about 134 bytes of RSS per 16-byte key.
+        s.index_bytes_estimate = keys * 134;
         s
     }
 
-    /// Compacts every sealed log whose dead bytes exceed `compaction_dead_ratio` now, and
-    /// removes files it compacted earlier once no reader can reach them (test / ops hook).
+    /// Compacts every sealed log that has any dead bytes now (the background compactor waits
+    /// for `compaction_dead_ratio`), and removes compacted files once no reader can reach them
+    /// (test / ops hook).
     ///
     /// # Errors
     /// `WritesRefused` after an fsync failure; `Io` on a read or write error.
@@ -1337,6 +1349,9 @@ impl Engine {
     /// `WritesRefused` if an fsync failed (now or earlier): the data after the last durable
     /// GSN may be lost. `Io` if a hint cannot be written (start-up then scans that log).
     pub fn close(mut self) -> Result<()> {
+        // Stop the background threads first, so nothing (an expiry sweep, a compaction)
+        // writes after the final sync.
+        self.stop_threads();
         let synced = if self.inner.failed.load(Ordering::Acquire) {
             Err(Error::WritesRefused(
                 self.sync_failure().unwrap_or_default(),
@@ -1344,7 +1359,6 @@ impl Engine {
         } else {
             self.inner.sync_round(true).map(|_| ())
         };
-        self.stop_threads();
         synced?;
         crate::maint::write_pending_hints(&self.inner)?;
         crate::maint::delete_retired(&self.inner)?;

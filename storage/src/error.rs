@@ -64,6 +64,10 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+    /// Another engine (this process or another) has the data directory open. Close it first;
+    /// two engines appending to the same logs would corrupt them.
+    #[error("data directory {0} is in use by another engine (lock file held)")]
+    DirInUse(PathBuf),
     /// The engine is closing or closed.
     #[error("engine is closed")]
     Closed,
@@ -72,7 +76,6 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[allow(dead_code)] // used once the backend lands
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {

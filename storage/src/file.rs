@@ -153,6 +153,30 @@ impl DataFile {
     }
 }
 
+/// Takes an exclusive advisory lock (flock) on `<dir>/LOCK`, held for as long as the returned
+/// file is open: a second engine on the same directory is refused instead of corrupting it.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    // SAFETY: flock on a valid open descriptor owned by `f`; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::DirInUse(dir.to_path_buf()));
+        }
+        return Err(Error::io(&path, err));
+    }
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,4 +176,17 @@ mod tests {
             assert!(verify(&bad, 7).is_none(), "flip at {i} undetected");
         }
     }
+
+    proptest::proptest! {
+        /// Fuzz: verifying and walking an arbitrary hint never panics.
+        #[test]
+        fn arbitrary_hint_bytes(b in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = verify(&b, 7);
+            for e in entries(&b) {
+                if e.is_none() {
+                    break;
+                }
+            }
+        }
+    }
 }

@@ -2,18 +2,22 @@
 //! `Entry`, swapped atomically on update (RCU) and retired through crossbeam-epoch.
 //!
 //! Index keys are (hash, key) pairs ordered by hash first: the hash sits in the node itself,
-//! so a lookup compares integers while it walks the skiplist and touches the key bytes (a
-//! separate allocation) only at the end. Hash order also makes a SCAN cursor a (shard, hash
-//! prefix) pair that fits a u64: a resumed scan starts at the first key whose hash is >= the
-//! cursor, so a key that lives through the whole scan is never missed however the skiplist
-//! changes around it.
+//! so a walk of the skiplist compares integers. Hash order also makes a SCAN cursor a (shard,
+//! hash prefix) pair that fits a u64: a resumed scan starts at the first key whose hash is >=
+//! the cursor, so a key that lives through the whole scan is never missed however the
+//! skiplist changes around it.
+//!
+//! Point lookups do not walk the skiplist: beside it each index keeps an open-addressing table
+//! from hash to the skiplist node (a pointer to the node's `IKey`, which also holds the key's
+//! `Slot`). A lookup is a probe or two in the table and one node, instead of a pointer chase
+//! through a dozen levels. The table is written only under the shard lock, read lock-free, and
+//! replaced (RCU, retired through the epoch) when it grows.
 
 use std::alloc::Layout;
-use std::borrow::Borrow;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_epoch::Guard;
+use crossbeam_epoch::{Atomic, Guard, Owned};
 use crossbeam_skiplist::base::{self, SkipList};
 
 /// Keys up to this many bytes live inside the skiplist node (no allocation, no pointer chase).
@@ -36,17 +40,24 @@ impl KeyBytes {
     }
 }
 
-/// A skiplist key: the key's xxh3 hash and the key, ordered by (hash, key bytes).
-#[derive(Clone, Debug)]
+/// A skiplist key: the key's xxh3 hash, the key, and the slot of its current entry. Ordered
+/// by (hash, key bytes); the slot is not part of the order (it changes, the order does not).
 pub(crate) struct IKey {
     pub hash: u64,
     key: KeyBytes,
+    slot: Slot,
 }
 
 impl IKey {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         self.key.as_slice()
+    }
+
+    /// The key's entry slot.
+    #[inline]
+    pub(crate) fn value(&self) -> &Slot {
+        &self.slot
     }
 }
 
@@ -72,43 +83,272 @@ impl Ord for IKey {
     }
 }
 
-/// Lookups search by hash alone (an order the (hash, key) order refines), then compare keys
-/// among the nodes with that hash.
-impl Borrow<u64> for IKey {
+/// Range scans start by hash alone (an order the (hash, key) order refines).
+impl std::borrow::Borrow<u64> for IKey {
     fn borrow(&self) -> &u64 {
         &self.hash
     }
 }
 
-/// A skiplist of one (shard, db).
-pub(crate) type Index = SkipList<IKey, Slot>;
+/// A node of an index, as its key (which holds the slot).
+pub(crate) type Node<'g> = &'g IKey;
 
-/// A node of an index.
-pub(crate) type Node<'a, 'g> = base::Entry<'a, 'g, IKey, Slot>;
+/// A skiplist position, for ordered walks.
+pub(crate) type Cursor<'a, 'g> = base::Entry<'a, 'g, IKey, ()>;
 
-/// The node of (`hash`, `key`), if present.
+/// A table slot is one word: EMPTY, TOMB, or `tag << 48 | ptr`, where ptr is the address of
+/// an `IKey` inside a live skiplist node (8-aligned, so never 0 or 1) and tag is the top 16
+/// bits of the key's hash (a probe dereferences only nodes whose tag matches).
+const EMPTY: u64 = 0;
+const TOMB: u64 = 1;
+const PTR_BITS: u32 = 48;
+const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
+
 #[inline]
-pub(crate) fn find<'a: 'g, 'g>(
-    idx: &'a Index,
-    hash: u64,
-    key: &[u8],
-    guard: &'g Guard,
-) -> Option<Node<'a, 'g>> {
-    let mut cur = idx.lower_bound(Bound::Included(&hash), guard);
-    while let Some(e) = cur {
-        if e.key().hash != hash {
-            return None;
+fn tag(hash: u64) -> u64 {
+    hash >> PTR_BITS
+}
+
+fn pack(hash: u64, p: usize) -> u64 {
+    // User-space addresses on Linux x86-64 and aarch64 fit in 48 bits (the kernel hands out
+    // higher ones only to mmap calls that ask for them, which the allocator does not).
+    assert!(
+        (p as u64) >> PTR_BITS == 0,
+        "index node address {p:#x} does not fit in 48 bits"
+    );
+    (tag(hash) << PTR_BITS) | p as u64
+}
+
+struct Table {
+    mask: usize,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Table {
+    fn new(cap: usize) -> Table {
+        Table {
+            mask: cap - 1,
+            slots: (0..cap).map(|_| AtomicU64::new(EMPTY)).collect(),
         }
-        if e.key().bytes() == key {
-            return Some(e);
-        }
-        cur = e.next();
     }
-    None
+}
+
+/// One (shard, db) index: the ordered skiplist and the lookup table over it.
+pub(crate) struct Index {
+    list: SkipList<IKey, ()>,
+    table: Atomic<Table>,
+    /// Table slots that are not EMPTY (live + tombstones). Written under the shard lock.
+    used: AtomicUsize,
+    /// Live table entries. Written under the shard lock.
+    live: AtomicUsize,
+}
+
+const MIN_TABLE: usize = 16;
+
+impl Index {
+    pub(crate) fn new() -> Index {
+        Index {
+            list: SkipList::new(crossbeam_epoch::default_collector().clone()),
+            table: Atomic::new(Table::new(MIN_TABLE)),
+            used: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    /// The node of (`hash`, `key`), if present. Lock-free.
+    #[inline]
+    pub(crate) fn get<'g>(&self, hash: u64, key: &[u8], guard: &'g Guard) -> Option<Node<'g>> {
+        // SAFETY: the table pointer is never null; a replaced table is retired through the
+        // epoch, so it lives while `guard` is pinned.
+        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
+        let want = tag(hash);
+        let mut i = hash as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Acquire);
+            if w == EMPTY {
+                return None;
+            }
+            if w != TOMB && w >> PTR_BITS == want {
+                // SAFETY: the word was in the table after this thread pinned `guard`. A node
+                // leaves the table (TOMB) before it is unlinked from the skiplist, and
+                // crossbeam destroys unlinked nodes only after every guard pinned before the
+                // unlink is dropped: the IKey is valid for 'g.
+                let k = unsafe { &*((w & PTR_MASK) as usize as *const IKey) };
+                if k.hash == hash && k.bytes() == key {
+                    return Some(k);
+                }
+            }
+            // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
+            i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Inserts a key that is not in the index. Caller holds the shard lock.
+    pub(crate) fn insert_new<'g>(
+        &self,
+        hash: u64,
+        key: &[u8],
+        e: NewEntry<'_>,
+        guard: &'g Guard,
+    ) -> Node<'g> {
+        let node = self
+            .list
+            .insert(make_ikey(hash, key, Slot::new(e)), (), guard);
+        let p = node.key() as *const IKey as usize;
+        node.release(guard);
+        self.table_insert(hash, p, guard);
+        // SAFETY: the node was just linked and only this thread (holding the shard lock) can
+        // unlink it; it stays valid at least while `guard` is pinned.
+        unsafe { &*(p as *const IKey) }
+    }
+
+    fn table_insert(&self, hash: u64, p: usize, guard: &Guard) {
+        let used = self.used.load(Ordering::Relaxed);
+        // SAFETY: as in `get`.
+        let mut t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
+        if (used + 1) * 4 > t.slots.len() * 3 {
+            t = self.rebuild(guard);
+        }
+        let mut i = hash as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
+                if w == EMPTY {
+                    self.used.fetch_add(1, Ordering::Relaxed);
+                }
+                // Release: a reader that loads the word sees the node it points to.
+                t.slots[i].store(pack(hash, p), Ordering::Release);
+                self.live.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Replaces the table by one sized for the live entries (dropping tombstones).
+    fn rebuild<'g>(&self, guard: &'g Guard) -> &'g Table {
+        let live = self.live.load(Ordering::Relaxed);
+        let cap = ((live + 1) * 2).next_power_of_two().max(MIN_TABLE);
+        let new = Table::new(cap);
+        // SAFETY: as in `get`.
+        let old = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
+        let mut n = 0;
+        for w in old.slots.iter() {
+            let w = w.load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
+                continue;
+            }
+            // SAFETY: a live table word points at a linked node (the caller holds the shard
+            // lock, so nothing unlinks it meanwhile).
+            let hash = unsafe { (*((w & PTR_MASK) as usize as *const IKey)).hash };
+            let mut i = hash as usize & new.mask;
+            while new.slots[i].load(Ordering::Relaxed) != EMPTY {
+                i = (i + 1) & new.mask;
+            }
+            new.slots[i].store(w, Ordering::Relaxed);
+            n += 1;
+        }
+        self.used.store(n, Ordering::Relaxed);
+        self.live.store(n, Ordering::Relaxed);
+        // AcqRel: readers that load the new table see its slots.
+        let old = self.table.swap(Owned::new(new), Ordering::AcqRel, guard);
+        // SAFETY: the old table is unreachable for new readers; readers that loaded it are
+        // pinned and the epoch frees it after they unpin. Only the lock holder swaps.
+        unsafe { guard.defer_destroy(old) };
+        // SAFETY: as in `get`.
+        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+    }
+
+    /// Removes `node` (found under the same lock hold). Caller holds the shard lock.
+    pub(crate) fn remove(&self, node: Node<'_>, guard: &Guard) {
+        let p = node as *const IKey as u64;
+        // SAFETY: as in `get`.
+        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
+        let mut i = node.hash as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY {
+                break; // not in the table (cannot happen: every node is inserted there)
+            }
+            if w != TOMB && w & PTR_MASK == p {
+                // Out of the table before out of the skiplist: see `get`.
+                t.slots[i].store(TOMB, Ordering::Release);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                break;
+            }
+            i = (i + 1) & t.mask;
+        }
+        if let Some(e) = self.list.remove(node, guard) {
+            e.release(guard);
+        }
+    }
+
+    /// Removes every key, calling `f` on each first. Caller holds the shard lock.
+    pub(crate) fn clear(&self, guard: &mut Guard, mut f: impl FnMut(&IKey, &Guard)) {
+        // New readers see an empty table at once; the nodes go after.
+        let old = self
+            .table
+            .swap(Owned::new(Table::new(MIN_TABLE)), Ordering::AcqRel, guard);
+        // SAFETY: as in `rebuild`.
+        unsafe { guard.defer_destroy(old) };
+        self.used.store(0, Ordering::Relaxed);
+        self.live.store(0, Ordering::Relaxed);
+        let g: &Guard = guard;
+        let mut cur = self.list.front(g);
+        while let Some(e) = cur {
+            f(e.key(), g);
+            e.remove();
+            cur = e.next();
+        }
+        guard.repin();
+    }
+
+    /// The first node whose hash is >= `hash`.
+    pub(crate) fn seek<'a: 'g, 'g>(
+        &'a self,
+        hash: u64,
+        guard: &'g Guard,
+    ) -> Option<Cursor<'a, 'g>> {
+        self.list.lower_bound(Bound::Included(&hash), guard)
+    }
+
+    /// The first node whose hash is > `hash`.
+    pub(crate) fn seek_after<'a: 'g, 'g>(
+        &'a self,
+        hash: u64,
+        guard: &'g Guard,
+    ) -> Option<Cursor<'a, 'g>> {
+        self.list.lower_bound(Bound::Excluded(&hash), guard)
+    }
+
+    /// The first node.
+    pub(crate) fn front<'a: 'g, 'g>(&'a self, guard: &'g Guard) -> Option<Cursor<'a, 'g>> {
+        self.list.front(guard)
+    }
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no reader or writer can reach this index any more; the current
+        // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
+        // went through `defer_destroy`).
+        unsafe {
+            let t = self
+                .table
+                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
+            drop(t.into_owned());
+        }
+    }
+}
+
+/// The node of (`hash`, `key`), if present (a table probe, lock-free).
+#[inline]
+pub(crate) fn find<'g>(idx: &Index, hash: u64, key: &[u8], guard: &'g Guard) -> Option<Node<'g>> {
+    idx.get(hash, key, guard)
 }
 
 /// The owned index key of (`hash`, `key`).
-pub(crate) fn make_ikey(hash: u64, key: &[u8]) -> IKey {
+pub(crate) fn make_ikey(hash: u64, key: &[u8], slot: Slot) -> IKey {
     let key = if key.len() <= INLINE_KEY {
         let mut buf = [0u8; INLINE_KEY];
         buf[..key.len()].copy_from_slice(key);
@@ -119,7 +359,7 @@ pub(crate) fn make_ikey(hash: u64, key: &[u8]) -> IKey {
     } else {
         KeyBytes::Heap(key.into())
     };
-    IKey { hash, key }
+    IKey { hash, key, slot }
 }
 
 /// What a new index entry says: where the key's record is, and its value if small.
@@ -289,38 +529,88 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
+    fn ne(offset: u32) -> NewEntry<'static> {
+        NewEntry {
+            expire_at_ms: 0,
+            file: 0,
+            offset,
+            value_len: 0,
+            inline: None,
+        }
+    }
+
     #[test]
     fn ikeys_order_by_hash_then_key() {
-        let a = make_ikey(1, b"zzz");
-        let b = make_ikey(2, b"aaa");
-        let c = make_ikey(2, b"aab");
+        let a = make_ikey(1, b"zzz", Slot::new(ne(0)));
+        let b = make_ikey(2, b"aaa", Slot::new(ne(0)));
+        let c = make_ikey(2, b"aab", Slot::new(ne(0)));
         assert!(a < b && b < c);
-        let idx: Index = SkipList::new(crossbeam_epoch::default_collector().clone());
-        let g = crossbeam_epoch::pin();
-        for k in [&a, &b, &c] {
-            idx.insert(
-                k.clone(),
-                Slot::new(NewEntry {
-                    expire_at_ms: 0,
-                    file: 0,
-                    offset: 0,
-                    value_len: 0,
-                    inline: None,
-                }),
-                &g,
-            )
-            .release(&g);
-        }
-        assert!(find(&idx, 2, b"aab", &g).is_some());
-        assert!(find(&idx, 2, b"aaa", &g).is_some());
-        assert!(find(&idx, 2, b"aac", &g).is_none());
-        assert!(find(&idx, 1, b"zzz", &g).is_some());
-        assert!(find(&idx, 3, b"zzz", &g).is_none());
         let long = vec![5u8; 100];
-        let l = make_ikey(2, &long);
+        let l = make_ikey(2, &long, Slot::new(ne(0)));
         assert_eq!(l.bytes(), &long[..]);
         assert!(l < c && a < l);
-        assert_eq!(std::mem::size_of::<IKey>(), 32);
+        assert_eq!(std::mem::size_of::<IKey>(), 40);
+    }
+
+    #[test]
+    fn index_table_and_list_agree() {
+        let idx = Index::new();
+        let mut g = crossbeam_epoch::pin();
+        // Hashes 0 and 1 (stored under another tag), collisions on the low bits, equal hashes.
+        let keys: Vec<(u64, Vec<u8>)> = (0..2000u64)
+            .map(|i| {
+                let h = match i % 4 {
+                    0 => i / 4,
+                    1 => (i / 4) << 40,
+                    2 => 7,
+                    _ => i.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                };
+                (h, format!("key{i}").into_bytes())
+            })
+            .collect();
+        for (i, (h, k)) in keys.iter().enumerate() {
+            assert!(find(&idx, *h, k, &g).is_none());
+            idx.insert_new(*h, k, ne(i as u32), &g);
+            assert_eq!(
+                find(&idx, *h, k, &g).unwrap().value().load(&g).offset,
+                i as u32
+            );
+        }
+        for (i, (h, k)) in keys.iter().enumerate() {
+            let n = find(&idx, *h, k, &g).unwrap();
+            assert_eq!(n.value().load(&g).offset, i as u32);
+            if i % 3 == 0 {
+                idx.remove(n, &g);
+                assert!(find(&idx, *h, k, &g).is_none());
+            }
+        }
+        // Tombstones get reused and the table rebuilt; everything stays findable.
+        for (i, (h, k)) in keys.iter().enumerate() {
+            if i % 3 == 0 {
+                idx.insert_new(*h, k, ne(i as u32 + 1), &g);
+            }
+        }
+        let mut listed = 0;
+        let mut cur = idx.front(&g);
+        let mut last: Option<(u64, Vec<u8>)> = None;
+        while let Some(e) = cur {
+            let k = (e.key().hash, e.key().bytes().to_vec());
+            assert!(last.as_ref().is_none_or(|l| *l < k), "list out of order");
+            last = Some(k);
+            listed += 1;
+            cur = e.next();
+        }
+        assert_eq!(listed, keys.len());
+        for (h, k) in &keys {
+            assert!(find(&idx, *h, k, &g).is_some());
+        }
+        let mut cleared = 0;
+        idx.clear(&mut g, |_, _| cleared += 1);
+        assert_eq!(cleared, keys.len());
+        for (h, k) in &keys {
+            assert!(find(&idx, *h, k, &g).is_none());
+        }
+        assert!(idx.front(&g).is_none());
     }
 
     #[test]

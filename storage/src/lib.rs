@@ -4,7 +4,8 @@
 //! - `engine`: databases, shard routing, TTL, the public [`Engine`].
 //! - `config`, `types`, `error`: the public vocabulary.
 //! - `glob`: Redis glob matching for SCAN MATCH / KEYS.
-//! - `index`: the lock-free skiplist index and its RCU entries.
+//! - `index`: the lock-free index: an ordered skiplist (scans) with a hash table over its nodes
+//!   (point lookups), and the RCU entries they point to.
 //! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md).
 //! - `cache`: the 4 KiB block cache.
 //! - `recovery`: start-up from hints and log scans.

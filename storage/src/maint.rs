@@ -1,7 +1,6 @@
 //! Background work: the sync thread (group commit) and the maintenance thread (hint files,
 //! deletion of compacted files, the expiry sweep, compaction).
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{IKey, NewEntry, find};
+use crate::index::{NewEntry, find};
 use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
 use crate::recovery::scan_log;
 
@@ -25,11 +24,17 @@ const SECOND: Duration = Duration::from_secs(1);
 /// unless someone calls `request_sync`.
 pub(crate) fn sync_thread(inner: &Inner) {
     let mut last_timer = Instant::now();
+    let mut told_failure = false;
     loop {
         if inner.shutdown.load(Ordering::SeqCst) {
             return;
         }
         if inner.failed.load(Ordering::Acquire) {
+            if !told_failure {
+                // Every waiter of the failed group learns it now (sync_failure() is set).
+                inner.call_hooks();
+                told_failure = true;
+            }
             std::thread::park_timeout(SECOND);
             continue;
         }
@@ -57,7 +62,7 @@ pub(crate) fn sync_thread(inner: &Inner) {
 
 /// Where the expiry sweep resumes in each (shard, db).
 struct Sweep {
-    pos: Vec<Option<IKey>>,
+    pos: Vec<Option<u64>>,
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
@@ -79,7 +84,7 @@ pub(crate) fn maint_thread(inner: &Inner) {
             continue;
         }
         sweep_step(inner, &mut sweep);
-        if let Err(e) = compact_some(inner, 1) {
+        if let Err(e) = compact_some(inner, 1, inner.dead_ratio) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
     }
@@ -96,22 +101,25 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
         for s in 0..inner.nshards {
             let slot = &mut sweep.pos[s * inner.databases + db];
             let idx = &inner.shards[s].index[db];
-            let mut expired: Vec<IKey> = Vec::new();
+            let mut expired: Vec<(u64, Box<[u8]>)> = Vec::new();
             {
                 let guard = epoch::pin();
-                let mut cur = match slot.as_ref() {
-                    Some(k) => idx.lower_bound(Bound::Excluded(k), &guard),
+                // Resume after the last hash examined (a key sharing that exact 64-bit hash is
+                // picked up by the next pass).
+                let mut cur = match *slot {
+                    Some(h) => idx.seek_after(h, &guard),
                     None => idx.front(&guard),
                 };
                 let mut n = 0;
                 *slot = None;
                 while let Some(e) = cur {
-                    if !e.value().load(&guard).live(now) {
-                        expired.push(e.key().clone());
+                    let k = e.key();
+                    if !k.value().load(&guard).live(now) {
+                        expired.push((k.hash, k.bytes().into()));
                     }
                     n += 1;
                     if n >= 64 {
-                        *slot = Some(e.key().clone());
+                        *slot = Some(k.hash);
                         break;
                     }
                     cur = e.next();
@@ -123,8 +131,8 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
             let mut w = inner.shards[s].writer.lock();
             let guard = epoch::pin();
             let mut last = 0;
-            for ik in &expired {
-                let (hash, key) = (ik.hash, ik.bytes());
+            for (hash, key) in &expired {
+                let (hash, key) = (*hash, &key[..]);
                 let still = inner
                     .lookup(db, hash, key, &guard)
                     .is_some_and(|e| !e.live(now_ms()));
@@ -253,36 +261,66 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
     Ok(())
 }
 
-fn over_ratio(inner: &Inner, f: &DataFile) -> bool {
+fn over_ratio(f: &DataFile, ratio: f64) -> bool {
     let body = f.len().saturating_sub(LOG_HEADER as u64);
     let dead = f.dead.load(Ordering::Relaxed);
-    f.sealed.load(Ordering::Acquire) && dead > 0 && dead as f64 > inner.dead_ratio * body as f64
+    f.sealed.load(Ordering::Acquire) && dead > 0 && dead as f64 > ratio * body as f64
 }
 
-/// Compacts up to `max` files above the dead ratio.
-fn compact_some(inner: &Inner, max: usize) -> Result<()> {
+/// Compacts up to `max` sealed files whose dead fraction exceeds `ratio`.
+fn compact_some(inner: &Inner, max: usize, ratio: f64) -> Result<()> {
     let candidates: Vec<Arc<DataFile>> = inner
         .files
         .iter()
         .map(|e| e.value().clone())
-        .filter(|f| over_ratio(inner, f))
+        .filter(|f| over_ratio(f, ratio))
         .take(max)
         .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let _one_at_a_time = inner.compaction.lock();
+    let mut moved = Vec::new();
     for f in candidates {
-        compact_file(inner, &f)?;
+        if compact_file(inner, &f)? {
+            moved.push(f);
+        }
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    // The moved records must be durable before the old copies go: one sync for the batch.
+    inner.sync_round(true)?;
+    for f in moved {
+        retire(inner, f);
     }
     Ok(())
 }
 
-pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
-    compact_some(inner, usize::MAX)
+/// Hands a compacted file to the epoch: it is unlinked only after every reader that could
+/// have loaded a location inside it has unpinned.
+fn retire(inner: &Inner, f: Arc<DataFile>) {
+    inner.pending_hints.lock().retain(|p| p.id != f.id);
+    let retired = inner.retired.clone();
+    let guard = epoch::pin();
+    guard.defer(move || retired.lock().push(f));
+    guard.flush();
+    inner.compactions.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Rewrites the live records of a sealed file into its shard's active log, then retires it.
-fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
-    let _one_at_a_time = inner.compaction.lock();
-    if inner.files.get(&f.id).is_none() || inner.retired.lock().iter().any(|r| r.id == f.id) {
-        return Ok(());
+/// `compact_now`: every sealed file with any dead bytes, whatever the configured ratio.
+pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
+    compact_some(inner, usize::MAX, 0.0)
+}
+
+/// Rewrites the live records of a sealed file into its shard's active log. Returns whether
+/// the file is done and may be retired (after a sync). The caller holds `inner.compaction`.
+fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
+    if inner.files.get(&f.id).is_none()
+        || !f.sealed.load(Ordering::Acquire)
+        || inner.retired.lock().iter().any(|r| r.id == f.id)
+    {
+        return Ok(false);
     }
     let data = read_file(f)?;
     let mut recs = Vec::new();
@@ -292,7 +330,7 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
     let shard = &inner.shards[f.shard as usize];
     for chunk in recs.chunks(256) {
         if inner.shutdown.load(Ordering::SeqCst) {
-            return Ok(()); // nothing retired: the copies made so far are harmless duplicates
+            return Ok(false); // not retired: the copies made so far are harmless duplicates
         }
         let mut w = shard.writer.lock();
         inner.check_writable()?;
@@ -339,17 +377,6 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<()> {
             );
         }
     }
-    // The moved records must be durable before the old copies go.
-    inner.sync_round(true)?;
-    inner.pending_hints.lock().retain(|p| p.id != f.id);
     f.sealed.store(false, Ordering::Release); // never picked again
-    let retired = inner.retired.clone();
-    let fc = f.clone();
-    let guard = epoch::pin();
-    // Readers that loaded a location inside `f` are pinned; the file is unlinked only after
-    // they all unpin.
-    guard.defer(move || retired.lock().push(fc));
-    guard.flush();
-    inner.compactions.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+    Ok(true)
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch as epoch;
 use crossbeam_skiplist::SkipMap;
-use crossbeam_skiplist::base::SkipList;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::BlockCache;
@@ -18,7 +17,7 @@ use crate::engine::{DbCounters, Inner, Shard, hash_key};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam, hint_path, parse_name};
 use crate::hint;
-use crate::index::{NewEntry, Slot, make_ikey};
+use crate::index::{Index, NewEntry};
 use crate::record::{self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER};
 use crate::writer::Writer;
 
@@ -323,6 +322,12 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 }
             }
             let df = Arc::new(DataFile::open_existing(path, id, s, end)?);
+            if !sealed || need_hints.contains(&id) {
+                // Everything recovered is reported durable (durable_gsn starts at the highest
+                // GSN seen): make it so, in case it was only in the page cache at the crash.
+                // (A sealed log with a valid hint was synced before its hint was written.)
+                df.file.sync_data().map_err(|e| Error::io(&df.path, e))?;
+            }
             df.sealed.store(sealed, Ordering::Relaxed);
             opened.push(df);
             if last_progress.elapsed().as_secs() >= 1 {
@@ -333,9 +338,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         }
         total_records += m.records;
         max_gsn = max_gsn.max(m.max_gsn);
-        let index: Box<[_]> = (0..databases)
-            .map(|_| SkipList::new(epoch::default_collector().clone()))
-            .collect();
+        let index: Box<[_]> = (0..databases).map(|_| Index::new()).collect();
         let mut live: HashMap<u32, u64> = HashMap::new();
         let guard = epoch::pin();
         for ((db, key), rec) in m.keys {
@@ -375,9 +378,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 value_len: rec.value_len,
                 inline: inline.as_deref(),
             };
-            index[db as usize]
-                .insert(make_ikey(hash_key(&key), &key), Slot::new(e), &guard)
-                .release(&guard);
+            index[db as usize].insert_new(hash_key(&key), &key, e, &guard);
         }
         drop(guard);
         for f in &opened {

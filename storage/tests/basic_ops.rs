@@ -161,3 +161,17 @@ fn scan_returns_every_key_once_without_writes() {
         .collect();
     assert_eq!(seen, want);
 }
+
+#[test]
+fn second_engine_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    match Engine::open(dir.path(), cfg()) {
+        Err(Error::DirInUse(p)) => assert_eq!(p, dir.path()),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("two engines opened the same directory"),
+    }
+    drop(e); // a crash releases the lock too
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    e.close().unwrap();
+}

@@ -66,10 +66,17 @@ fn concurrent_writers_and_readers() {
             (writes, reads)
         }));
     }
-    // A compaction running alongside the writers.
-    for _ in 0..5 {
-        e.compact_now().unwrap();
-    }
+    // Compaction running alongside the writers and readers, until they are done.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactor = {
+        let (e, stop) = (e.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                e.compact_now().unwrap();
+                std::thread::yield_now();
+            }
+        })
+    };
     let mut all_writes = Vec::new();
     let mut all_reads = Vec::new();
     for h in handles {
@@ -77,6 +84,12 @@ fn concurrent_writers_and_readers() {
         all_writes.extend(w);
         all_reads.extend(r);
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    compactor.join().unwrap();
+    assert!(
+        e.stats().compactions > 0,
+        "no compaction ran during the test"
+    );
     let produced: HashSet<&Vec<u8>> = all_writes
         .iter()
         .filter_map(|(_, _, v)| v.as_ref())
