@@ -50,7 +50,7 @@ impl fmt::Display for SyncMode {
 pub enum BackendKind {
     /// Append-only logs with hint files.
     Bitcask,
-    /// One file of fixed-size slots (issue 4).
+    /// One file of fixed-size slots per shard.
     Fixed,
 }
 
@@ -59,7 +59,7 @@ pub enum BackendKind {
 pub enum TreeConfig {
     /// Variable-size values on the Bitcask backend (the default).
     Var,
-    /// Fixed-size values kept in memory (issue 4; `Engine::open` refuses it for now).
+    /// Fixed-size values kept inline in the index, on either backend.
     Const {
         /// Every value's size in bytes.
         value_size: usize,
@@ -90,6 +90,9 @@ pub struct Config {
     pub inline_value_max: usize,
     /// Longest key accepted.
     pub max_key_bytes: usize,
+    /// Longest key a FixedStore slot holds (every slot reserves this much room for its key,
+    /// so it costs disk per key). Fixed when a slot file is created.
+    pub fixed_max_key_bytes: usize,
     /// Per-database tree overrides; every other database is `TreeConfig::Var`.
     pub trees: Vec<(usize, TreeConfig)>,
     /// Where the engine logs (recovery progress, dropped tails, sync failures).
@@ -108,6 +111,7 @@ impl Default for Config {
             compaction_dead_ratio: 0.5,
             inline_value_max: 64,
             max_key_bytes: 512 * 1024 * 1024,
+            fixed_max_key_bytes: 64,
             trees: Vec::new(),
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         }

@@ -13,7 +13,7 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::cache::{BLOCK, BlockCache};
-use crate::config::{Config, SyncMode, TreeConfig};
+use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
 use crate::glob::glob_match;
@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     pub write_buffer_bytes: usize,
     pub dead_ratio: f64,
     pub shards: Box<[Shard]>,
+    /// Per database: its ConstTree, or None for a VarTree. Empty when no database is a
+    /// ConstTree (the VarTree paths then pay one length check).
+    pub consts: Box<[Option<crate::const_tree::ConstTree>]>,
     pub dbs: Box<[DbCounters]>,
     /// Every log file on disk, by id. A compacted file leaves this map only after the epoch
     /// says no reader can still hold a location inside it.
@@ -158,7 +161,7 @@ impl Inner {
     }
 
     #[inline]
-    fn next_gsn(&self) -> Gsn {
+    pub(crate) fn next_gsn(&self) -> Gsn {
         self.gsn.fetch_add(1, Ordering::SeqCst) + 1
     }
 
@@ -192,6 +195,16 @@ impl Inner {
         if !fsync {
             return Ok(false);
         }
+        // FixedStore slot files written since the last round (their writes with a GSN <=
+        // target completed under the shard locks taken above).
+        let slot_files = crate::fixed::dirty_files(self);
+        for (path, f) in &slot_files {
+            if let Err(e) = self.seam.datasync(f) {
+                let msg = format!("fsync failed on {}: {e}", path.display());
+                self.fail(msg.clone());
+                return Err(Error::WritesRefused(msg));
+            }
+        }
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
         for f in &files {
             if let Err(e) = self.seam.datasync(&f.file) {
@@ -210,6 +223,8 @@ impl Inner {
         self.durable.fetch_max(target, Ordering::SeqCst);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.last_sync_ms.store(now_ms(), Ordering::Relaxed);
+        // Superseded FixedStore slots can be freed now that their successors are durable.
+        crate::fixed::after_sync(self, target);
         Ok(true)
     }
 
@@ -228,7 +243,7 @@ impl Inner {
     // ---------------------------------------------------------------- reads
 
     #[inline]
-    fn check_db(&self, db: usize) -> Result<()> {
+    pub(crate) fn check_db(&self, db: usize) -> Result<()> {
         if db >= self.databases {
             return Err(Error::InvalidDb {
                 db,
@@ -252,7 +267,7 @@ impl Inner {
     }
 
     #[inline]
-    fn lookup_live<'g>(
+    pub(crate) fn lookup_live<'g>(
         &'g self,
         db: usize,
         hash: u64,
@@ -375,7 +390,7 @@ impl Inner {
         }
     }
 
-    fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
+    pub(crate) fn check_sizes(&self, key: &[u8], value: &[u8]) -> Result<()> {
         if key.len() > self.max_key_bytes || key.len() > MAX_VALUE {
             return Err(Error::KeyTooLarge {
                 got: key.len(),
@@ -567,7 +582,7 @@ impl Inner {
 
     /// Locks the shards of `hashes` in shard order (the one lock order every multi-shard
     /// operation uses, so they cannot deadlock).
-    fn lock_shards(&self, hashes: &[u64]) -> Vec<(usize, MutexGuard<'_, Writer>)> {
+    pub(crate) fn lock_shards(&self, hashes: &[u64]) -> Vec<(usize, MutexGuard<'_, Writer>)> {
         let mut ids: Vec<usize> = hashes.iter().map(|&h| self.shard_of(h)).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -577,7 +592,7 @@ impl Inner {
     }
 }
 
-fn writer_for<'a, 'b>(
+pub(crate) fn writer_for<'a, 'b>(
     locks: &'a mut [(usize, MutexGuard<'b, Writer>)],
     shard: usize,
 ) -> &'a mut Writer {
@@ -589,7 +604,7 @@ fn writer_for<'a, 'b>(
 
 /// The storage engine. `Send + Sync`; the server holds it in an `Arc`.
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     threads: Vec<JoinHandle<()>>,
     /// Holds the directory's flock until the engine is dropped (after its threads stop).
     _lock: std::fs::File,
@@ -603,11 +618,6 @@ impl Engine {
     /// `Error::Config` for an unusable config (including ConstTree databases, issue 4),
     /// `Error::Io` if the directory or a file cannot be read or created.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
-        if let Some((db, t)) = config.trees.iter().find(|(_, t)| *t != TreeConfig::Var) {
-            return Err(Error::Config(format!(
-                "database {db}: {t:?} trees are not supported yet (issue 4)"
-            )));
-        }
         if config.databases == 0 || config.databases > DB_ALL as usize {
             return Err(Error::Config(format!(
                 "databases must be 1..{}, got {}",
@@ -623,7 +633,12 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = crate::file::lock_dir(&dir)?;
-        let inner = Arc::new(crate::recovery::recover(dir, config)?);
+        let trees = config.trees.clone();
+        let fixed_max_key = config.fixed_max_key_bytes;
+        crate::tree::check_config(&trees, config.databases, fixed_max_key)?;
+        let mut inner = crate::recovery::recover(dir, config)?;
+        crate::tree::attach_const_trees(&mut inner, &trees, fixed_max_key)?;
+        let inner = Arc::new(inner);
         let mut threads = Vec::new();
         let i2 = inner.clone();
         let t = std::thread::Builder::new()
@@ -676,6 +691,9 @@ impl Engine {
     pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<Bytes>> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return Ok(self.const_get(t, key).map(|(v, _)| v));
+        }
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
             Some(e) => Ok(Some(inner.entry_value(key.len(), e, &[])?)),
@@ -690,6 +708,9 @@ impl Engine {
     pub fn get_with_expiry(&self, db: usize, key: &[u8]) -> Result<Option<(Bytes, Option<u64>)>> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return Ok(self.const_get(t, key));
+        }
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
             Some(e) => Ok(Some((inner.entry_value(key.len(), e, &[])?, e.expiry()))),
@@ -703,6 +724,9 @@ impl Engine {
     /// `InvalidDb`.
     pub fn exists(&self, db: usize, key: &[u8]) -> Result<bool> {
         self.inner.check_db(db)?;
+        if let Some(t) = self.inner.const_tree(db) {
+            return Ok(self.const_expiry(t, key).is_some());
+        }
         let guard = epoch::pin();
         Ok(self
             .inner
@@ -716,6 +740,9 @@ impl Engine {
     /// `InvalidDb`.
     pub fn expiry(&self, db: usize, key: &[u8]) -> Result<Option<Option<u64>>> {
         self.inner.check_db(db)?;
+        if let Some(t) = self.inner.const_tree(db) {
+            return Ok(self.const_expiry(t, key));
+        }
         let guard = epoch::pin();
         Ok(self
             .inner
@@ -729,6 +756,9 @@ impl Engine {
     /// `InvalidDb`.
     pub fn value_len(&self, db: usize, key: &[u8]) -> Result<Option<usize>> {
         self.inner.check_db(db)?;
+        if let Some(t) = self.inner.const_tree(db) {
+            return Ok(self.const_expiry(t, key).map(|_| t.value_size));
+        }
         let guard = epoch::pin();
         Ok(self
             .inner
@@ -767,6 +797,9 @@ impl Engine {
     ) -> Result<(u64, Vec<Bytes>)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return Ok(self.const_scan(t, cursor, pattern, count));
+        }
         let count = count.max(1);
         let mut shard = (cursor >> 48) as usize;
         let mut pos: u64 = (cursor & ((1 << 48) - 1)) << 16;
@@ -810,6 +843,9 @@ impl Engine {
     pub fn random_key(&self, db: usize) -> Result<Option<Bytes>> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return Ok(self.const_random_key(t));
+        }
         static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
         let now = now_ms();
         let guard = epoch::pin();
@@ -843,7 +879,7 @@ impl Engine {
 
     // ---------------------------------------------------------------- writes
 
-    fn after_write(&self, gsn: Gsn) {
+    pub(crate) fn after_write(&self, gsn: Gsn) {
         if gsn != 0 && self.inner.sync_mode() == SyncMode::Always {
             self.inner.request_sync(gsn);
         }
@@ -857,6 +893,9 @@ impl Engine {
     pub fn set(&self, db: usize, key: &[u8], value: &[u8], opts: SetOptions) -> Result<SetOutcome> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return self.const_set(t, key, value, opts);
+        }
         inner.check_sizes(key, value)?;
         let hash = hash_key(key);
         let shard = &inner.shards[inner.shard_of(hash)];
@@ -924,6 +963,9 @@ impl Engine {
     pub fn delete(&self, db: usize, key: &[u8]) -> Result<(bool, Gsn)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if let Some(t) = inner.const_tree(db) {
+            return self.const_delete(t, key);
+        }
         let hash = hash_key(key);
         let shard = &inner.shards[inner.shard_of(hash)];
         let mut w = shard.writer.lock();
@@ -967,6 +1009,9 @@ impl Engine {
     ) -> Result<(R, Gsn)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if inner.any_const(&[db]) {
+            return self.update_any(db, key, f);
+        }
         let hash = hash_key(key);
         let mut w = inner.shards[inner.shard_of(hash)].writer.lock();
         inner.check_writable()?;
@@ -1038,6 +1083,9 @@ impl Engine {
     ) -> Result<(RenameOutcome, Gsn)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if inner.any_const(&[db]) {
+            return self.rename_any(db, src, dst, only_if_absent);
+        }
         inner.check_sizes(dst, b"")?;
         let (hs, hd) = (hash_key(src), hash_key(dst));
         let mut locks = inner.lock_shards(&[hs, hd]);
@@ -1086,6 +1134,9 @@ impl Engine {
         let inner = &*self.inner;
         inner.check_db(src_db)?;
         inner.check_db(dst_db)?;
+        if inner.any_const(&[src_db, dst_db]) {
+            return self.copy_any(src_db, src, dst_db, dst, replace);
+        }
         inner.check_sizes(dst, b"")?;
         let (hs, hd) = (hash_key(src), hash_key(dst));
         let mut locks = inner.lock_shards(&[hs, hd]);
@@ -1120,6 +1171,9 @@ impl Engine {
         inner.check_db(dst_db)?;
         if src_db == dst_db {
             return Ok((false, 0));
+        }
+        if inner.any_const(&[src_db, dst_db]) {
+            return self.move_any(src_db, key, dst_db);
         }
         let hash = hash_key(key);
         let mut w = inner.shards[inner.shard_of(hash)].writer.lock();
@@ -1163,6 +1217,9 @@ impl Engine {
     ) -> Result<(bool, Gsn)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
+        if inner.any_const(&[db]) {
+            return self.mset_any(db, pairs, only_if_none_exist);
+        }
         for (k, v) in pairs {
             inner.check_sizes(k, v)?;
         }
@@ -1224,6 +1281,9 @@ impl Engine {
                     let old = k.value().load(g);
                     inner.add_dead(old.file, old.record_len(k.bytes().len()));
                 });
+                if let Some(t) = inner.const_tree(d) {
+                    t.clear_shard(inner, si, &guard)?;
+                }
             }
         }
         for &d in &dbs {
@@ -1329,6 +1389,11 @@ impl Engine {
         // Skiplist node with the key inline (<= 22 bytes), lookup-table word, RCU entry and
         // allocator overhead: the bench measures about 134 bytes of RSS per 16-byte key.
         s.index_bytes_estimate = keys * 134;
+        for t in inner.consts.iter().flatten() {
+            let n = inner.dbs[t.db].keys.load(Ordering::Relaxed);
+            s.index_bytes_estimate = s.index_bytes_estimate - n * 134 + n * t.bytes_per_key();
+            s.disk_bytes += t.disk_bytes();
+        }
         s
     }
 

@@ -46,9 +46,12 @@ pub enum Error {
         /// The maximum.
         max: usize,
     },
-    /// A ConstTree write of the wrong value size (issue 4).
-    #[error("value size mismatch: expected {expected} bytes, got {got}")]
+    /// A write to a ConstTree database whose value is not the database's fixed size. Refuse
+    /// the command (nothing was written).
+    #[error("value is {got} bytes; database {db} is a ConstTree of {expected}-byte values")]
     ValueSize {
+        /// The database.
+        db: usize,
         /// The tree's fixed value size.
         expected: usize,
         /// The value's size.

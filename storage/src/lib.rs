@@ -7,6 +7,9 @@
 //! - `index`: the lock-free index: an ordered skiplist (scans) with a hash table over its nodes
 //!   (point lookups), and the RCU entries they point to.
 //! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md).
+//! - `const_tree`: ConstTree databases (fixed-size values inline in the index, SeqLock reads).
+//! - `fixed`: the FixedStore backend of a ConstTree (formats in docs/format-fixed.md).
+//! - `tree`: per-database dispatch between the VarTree paths in `engine` and ConstTrees.
 //! - `cache`: the 4 KiB block cache.
 //! - `recovery`: start-up from hints and log scans.
 //! - `maint`: the sync thread (group commit) and the maintenance thread (hints, expiry sweep,
@@ -16,15 +19,18 @@
 
 mod cache;
 mod config;
+mod const_tree;
 mod engine;
 mod error;
 mod file;
+mod fixed;
 mod glob;
 mod hint;
 mod index;
 mod maint;
 mod record;
 mod recovery;
+mod tree;
 mod types;
 mod writer;
 

@@ -84,6 +84,9 @@ pub(crate) fn maint_thread(inner: &Inner) {
             continue;
         }
         sweep_step(inner, &mut sweep);
+        for t in inner.consts.iter().flatten() {
+            t.sweep_step(inner);
+        }
         if let Err(e) = compact_some(inner, 1, inner.dead_ratio) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
@@ -354,6 +357,18 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
                 continue;
             }
             let hash = crate::engine::hash_key(key);
+            if let Some(t) = inner.const_tree(db) {
+                // A ConstTree on the Bitcask backend: the same compare-and-swap on the
+                // location its node keeps.
+                let loc = crate::const_tree::bitcask_loc(f.id, *off);
+                if let Some(n) = t.find(f.shard as usize, hash, key, &guard)
+                    && n.loc() == loc
+                {
+                    let (nf, noff) = w.append(inner, h, key, value)?;
+                    n.set_loc(crate::const_tree::bitcask_loc(nf, noff));
+                }
+                continue;
+            }
             let idx = &shard.index[db];
             let Some(node) = find(idx, hash, key, &guard) else {
                 continue;

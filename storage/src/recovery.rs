@@ -254,6 +254,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         write_buffer_bytes: cfg.write_buffer_bytes.max(4096),
         dead_ratio: cfg.compaction_dead_ratio,
         shards: Box::new([]),
+        consts: Box::new([]),
         dbs: (0..databases).map(|_| DbCounters::default()).collect(),
         files: SkipMap::new(),
         next_file_id: AtomicU32::new(max_id + 1),

@@ -1,0 +1,4 @@
+//! Code shared by the integration tests.
+#![allow(dead_code)]
+
+pub mod model;
