@@ -1,0 +1,209 @@
+#![allow(clippy::unwrap_used)]
+//! ConstTree micro-benchmarks beside the VarTree, in one engine: database 0 a VarTree,
+//! database 1 a ConstTree on the Bitcask log, database 2 a ConstTree on the FixedStore.
+//!
+//! RESPITE_BENCH_KEYS keys (default 1,000,000) of 16 bytes with 100-byte values per database,
+//! then per database: get, update of an existing key, set of a new key, insert-if-absent
+//! (SET NX) on an existing key, and get / update on two threads (wall time per operation, so
+//! half the single-thread figure is perfect scaling). Targets for the ConstTree: get <= 0.2
+//! us, update <= 0.6 us, insert-if-absent on an existing key <= 0.25 us.
+//!
+//! Durability: `SyncMode::No` (no fdatasync; the FixedStore's pwrites go to the page cache).
+//! Also printed: RSS growth per key while loading each database (from /proc/self/statm).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use respite_storage::{
+    BackendKind, Config, Engine, SetCondition, SetOptions, SyncMode, TreeConfig,
+};
+
+fn nkeys() -> u64 {
+    std::env::var("RESPITE_BENCH_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// A 16-byte key: prefix byte, "ey:", 12 decimal digits.
+fn key(prefix: u8, i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[0] = prefix;
+    k[1..4].copy_from_slice(b"ey:");
+    let mut n = i;
+    for d in k[4..].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    k
+}
+
+const VALUE: [u8; 100] = [0x61; 100];
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn parallel<F: Fn(u64, u64) + Send + Sync + 'static>(
+    iters: u64,
+    threads: u64,
+    op: Arc<F>,
+) -> Duration {
+    let start = Instant::now();
+    let hs: Vec<_> = (0..threads)
+        .map(|t| {
+            let op = op.clone();
+            std::thread::spawn(move || {
+                for i in 0..iters / threads {
+                    op(t, i);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+fn suite(c: &mut Criterion, name: &str, e: &Arc<Engine>, db: usize) {
+    let n = nkeys();
+    let rss0 = rss_bytes();
+    let t0 = Instant::now();
+    for i in 0..n {
+        e.set(db, &key(b'k', i), &VALUE, SetOptions::default())
+            .unwrap();
+    }
+    let load = t0.elapsed();
+    let rss1 = rss_bytes();
+    eprintln!(
+        "{name}: loaded {n} keys in {load:?} ({:.2} us/set); RSS growth {:.1} bytes/key \
+         ({:.0} MB per million keys)",
+        load.as_secs_f64() * 1e6 / n as f64,
+        rss1.saturating_sub(rss0) as f64 / n as f64,
+        rss1.saturating_sub(rss0) as f64 / n as f64,
+    );
+    for i in 0..n {
+        black_box(e.get(db, &key(b'k', i)).unwrap());
+    }
+    let mut g = c.benchmark_group(name);
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    let mut rng = SmallRng::seed_from_u64(1);
+    g.bench_function("get", |b| {
+        b.iter(|| black_box(e.get(db, &key(b'k', rng.random_range(0..n))).unwrap()))
+    });
+    g.bench_function("update", |b| {
+        b.iter(|| {
+            e.set(
+                db,
+                &key(b'k', rng.random_range(0..n)),
+                &VALUE,
+                SetOptions::default(),
+            )
+            .unwrap()
+        })
+    });
+    let next = AtomicU64::new(0);
+    g.bench_function("set_new", |b| {
+        b.iter(|| {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            e.set(
+                db,
+                &key(b'n', i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24),
+                &VALUE,
+                SetOptions::default(),
+            )
+            .unwrap()
+        })
+    });
+    let nx = SetOptions {
+        condition: SetCondition::IfAbsent,
+        ..SetOptions::default()
+    };
+    g.bench_function("setnx_existing", |b| {
+        b.iter(|| {
+            let o = e
+                .set(db, &key(b'k', rng.random_range(0..n)), &VALUE, nx)
+                .unwrap();
+            assert!(!o.written);
+        })
+    });
+    g.bench_function("get_2threads", |b| {
+        b.iter_custom(|iters| {
+            let e = e.clone();
+            parallel(
+                iters,
+                2,
+                Arc::new(move |t, i| {
+                    black_box(e.get(db, &key(b'k', (i * 7919 + t * 104_729) % n)).unwrap());
+                }),
+            )
+        })
+    });
+    g.bench_function("update_2threads", |b| {
+        b.iter_custom(|iters| {
+            let e = e.clone();
+            parallel(
+                iters,
+                2,
+                Arc::new(move |t, i| {
+                    e.set(
+                        db,
+                        &key(b'k', (i * 7919 + t * 104_729) % n),
+                        &VALUE,
+                        SetOptions::default(),
+                    )
+                    .unwrap();
+                }),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        databases: 3,
+        sync_mode: SyncMode::No,
+        trees: vec![
+            (
+                1,
+                TreeConfig::Const {
+                    value_size: 100,
+                    backend: BackendKind::Bitcask,
+                },
+            ),
+            (
+                2,
+                TreeConfig::Const {
+                    value_size: 100,
+                    backend: BackendKind::Fixed,
+                },
+            ),
+        ],
+        ..Config::default()
+    };
+    let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+    suite(c, "var_bitcask", &e, 0);
+    suite(c, "const_bitcask", &e, 1);
+    suite(c, "const_fixed", &e, 2);
+    let e = Arc::try_unwrap(e).ok().unwrap();
+    e.close().unwrap();
+}
+
+criterion_group!(g, benches);
+criterion_main!(g);
