@@ -117,6 +117,9 @@ pub struct Config {
     pub trees: Vec<(usize, TreeConfig)>,
     /// Engine shards per tree (`shards N`); `None` keeps the engine's default.
     pub shards: Option<usize>,
+    /// Key room of a FixedStore slot (`fixed-max-key-size 64`); `None` keeps the engine's
+    /// default.
+    pub fixed_max_key_size: Option<usize>,
     /// Warnings about ignored directives, logged once the logger exists.
     pub warnings: Vec<String>,
 }
@@ -140,6 +143,7 @@ impl Default for Config {
             client_output_buffer_limit: OutputLimit::default(),
             trees: Vec::new(),
             shards: None,
+            fixed_max_key_size: None,
             warnings: Vec::new(),
         }
     }
@@ -308,6 +312,9 @@ impl Config {
             "cache-size" => self.cache_size_bytes = parse_size(value)?,
             "threads" => self.threads = parse_num(value, 0, 1024)? as usize,
             "shards" => self.shards = Some(parse_num(value, 1, 1 << 16)? as usize),
+            "fixed-max-key-size" => {
+                self.fixed_max_key_size = Some(parse_num(value, 1, 65535)? as usize);
+            }
             "loglevel" => {
                 self.loglevel = LogLevel::parse(value)
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
@@ -394,6 +401,9 @@ impl Config {
         };
         if let Some(shards) = self.shards {
             c.shards = shards;
+        }
+        if let Some(n) = self.fixed_max_key_size {
+            c.fixed_max_key_bytes = n;
         }
         c
     }

@@ -78,20 +78,23 @@ impl CNode {
 
     /// A consistent (value, expiry) pair: retries while a writer is mid-update.
     pub(crate) fn read(&self, value_size: usize) -> (Bytes, u64) {
-        let mut out = vec![0u8; self.words.len() * 8];
+        // Exactly value_size bytes: a Vec whose length is its capacity becomes Bytes without
+        // a second allocation.
+        let mut out = vec![0u8; value_size];
         loop {
             let v1 = self.version.load(Ordering::Acquire);
             if v1 & 1 == 1 {
                 std::hint::spin_loop();
                 continue;
             }
-            for (w, chunk) in self.words.iter().zip(out.chunks_exact_mut(8)) {
-                chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+            let mut chunks = out.chunks_mut(8);
+            for (w, chunk) in self.words.iter().zip(&mut chunks) {
+                let b = w.load(Ordering::Relaxed).to_le_bytes();
+                chunk.copy_from_slice(&b[..chunk.len()]);
             }
             let x = self.expire.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.version.load(Ordering::Relaxed) == v1 {
-                out.truncate(value_size);
                 return (Bytes::from(out), x);
             }
             std::hint::spin_loop();
@@ -450,6 +453,7 @@ impl ConstTree {
         key: &[u8],
         guard: &'g Guard,
     ) -> Option<&'g CNode> {
+        // Most keys have no expiry: do not read the clock for them.
         self.find(shard, hash, key, guard).filter(|n| {
             let x = n.expire_at_ms();
             x == 0 || x > now_ms()
@@ -486,9 +490,26 @@ impl ConstTree {
         gsn: u64,
         guard: &Guard,
     ) -> Result<()> {
+        let existing = self.find(inner.shard_of(hash), hash, key, guard);
+        self.put_with(inner, w, hash, key, value, expire, gsn, guard, existing)
+    }
+
+    /// `put` with the key's node already looked up under the same lock hold.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_with(
+        &self,
+        inner: &Inner,
+        w: &mut Writer,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expire: u64,
+        gsn: u64,
+        guard: &Guard,
+        existing: Option<&CNode>,
+    ) -> Result<()> {
         debug_assert_eq!(value.len(), self.value_size);
         let s = inner.shard_of(hash);
-        let existing = self.find(s, hash, key, guard);
         let loc = match &self.shards[s].fixed {
             None => {
                 let h = Header {

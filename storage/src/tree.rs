@@ -392,7 +392,11 @@ impl Engine {
         }
         let mut w = inner.shards[s].writer.lock();
         inner.check_writable()?;
-        let cur = t.find_live(s, hash, key, &guard);
+        let node = t.find(s, hash, key, &guard);
+        let cur = node.filter(|n| {
+            let x = n.expire_at_ms();
+            x == 0 || x > now_ms()
+        });
         let ok = match opts.condition {
             SetCondition::Always => true,
             SetCondition::IfAbsent => cur.is_none(),
@@ -415,7 +419,7 @@ impl Engine {
             Expiry::At(x) => x.max(1),
         };
         let gsn = inner.next_gsn();
-        t.put(inner, &mut w, hash, key, value, expire, gsn, &guard)?;
+        t.put_with(inner, &mut w, hash, key, value, expire, gsn, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok(SetOutcome {
