@@ -32,9 +32,38 @@ enum KeyBytes {
     Heap(Box<[u8]>),
 }
 
+/// Where a node keeps its value words: inline in the node (an array, chosen by the value
+/// size, so the node is one allocation and one place in memory) or, for large values, in a
+/// boxed slice.
+pub(crate) trait Words: Send + Sync + 'static {
+    fn with_len(n: usize) -> Self;
+    fn words(&self) -> &[AtomicU64];
+}
+
+impl<const N: usize> Words for [AtomicU64; N] {
+    fn with_len(n: usize) -> Self {
+        debug_assert!(n <= N);
+        std::array::from_fn(|_| AtomicU64::new(0))
+    }
+    #[inline]
+    fn words(&self) -> &[AtomicU64] {
+        self
+    }
+}
+
+impl Words for Box<[AtomicU64]> {
+    fn with_len(n: usize) -> Self {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+    #[inline]
+    fn words(&self) -> &[AtomicU64] {
+        self
+    }
+}
+
 /// A ConstTree index node: key, SeqLock version, expiry, backend location and the value
 /// words. Ordered by (hash, key) like the VarTree's index.
-pub(crate) struct CNode {
+pub(crate) struct CNode<W> {
     pub hash: u64,
     key: KeyBytes,
     /// SeqLock version: odd while a writer is changing `expire` or `words`.
@@ -45,10 +74,10 @@ pub(crate) struct CNode {
     /// Read and written only under the shard's writer lock.
     loc: AtomicU64,
     /// The value, little-endian, zero-padded to whole words.
-    words: Box<[AtomicU64]>,
+    words: W,
 }
 
-impl CNode {
+impl<W: Words> CNode<W> {
     #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         match &self.key {
@@ -88,7 +117,7 @@ impl CNode {
                 continue;
             }
             let mut chunks = out.chunks_mut(8);
-            for (w, chunk) in self.words.iter().zip(&mut chunks) {
+            for (w, chunk) in self.words.words().iter().zip(&mut chunks) {
                 let b = w.load(Ordering::Relaxed).to_le_bytes();
                 chunk.copy_from_slice(&b[..chunk.len()]);
             }
@@ -106,7 +135,7 @@ impl CNode {
         let v = self.version.load(Ordering::Relaxed);
         self.version.store(v.wrapping_add(1), Ordering::Relaxed);
         fence(Ordering::Release);
-        store_words(&self.words, value);
+        store_words(self.words.words(), value);
         self.expire.store(expire, Ordering::Relaxed);
         fence(Ordering::Release);
         self.version.store(v.wrapping_add(2), Ordering::Release);
@@ -123,21 +152,21 @@ fn store_words(words: &[AtomicU64], value: &[u8]) {
     }
 }
 
-impl PartialEq for CNode {
+impl<W: Words> PartialEq for CNode<W> {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash && self.bytes() == other.bytes()
     }
 }
 
-impl Eq for CNode {}
+impl<W: Words> Eq for CNode<W> {}
 
-impl PartialOrd for CNode {
+impl<W: Words> PartialOrd for CNode<W> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for CNode {
+impl<W: Words> Ord for CNode<W> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.hash
             .cmp(&other.hash)
@@ -145,13 +174,20 @@ impl Ord for CNode {
     }
 }
 
-impl std::borrow::Borrow<u64> for CNode {
+impl<W: Words> std::borrow::Borrow<u64> for CNode<W> {
     fn borrow(&self) -> &u64 {
         &self.hash
     }
 }
 
-fn make_node(hash: u64, key: &[u8], value: &[u8], expire: u64, loc: u64, nwords: usize) -> CNode {
+fn make_node<W: Words>(
+    hash: u64,
+    key: &[u8],
+    value: &[u8],
+    expire: u64,
+    loc: u64,
+    nwords: usize,
+) -> CNode<W> {
     let key = if key.len() <= INLINE_KEY {
         let mut buf = [0u8; INLINE_KEY];
         buf[..key.len()].copy_from_slice(key);
@@ -162,8 +198,8 @@ fn make_node(hash: u64, key: &[u8], value: &[u8], expire: u64, loc: u64, nwords:
     } else {
         KeyBytes::Heap(key.into())
     };
-    let words: Box<[AtomicU64]> = (0..nwords).map(|_| AtomicU64::new(0)).collect();
-    store_words(&words, value);
+    let words = W::with_len(nwords);
+    store_words(words.words(), value);
     CNode {
         hash,
         key,
@@ -218,22 +254,19 @@ impl Table {
 
 /// One shard's slice of a ConstTree: an ordered skiplist (scans) and an open-addressing
 /// table from hash to skiplist node (point lookups: a probe or two instead of a walk).
-pub(crate) struct ConstShard {
-    list: SkipList<CNode, ()>,
+pub(crate) struct ConstShard<W: Words> {
+    list: SkipList<CNode<W>, ()>,
     table: Atomic<Table>,
     /// Table slots that are not EMPTY. Written under the shard lock.
     used: AtomicUsize,
     /// Live table entries. Written under the shard lock.
     live: AtomicUsize,
-    /// The FixedStore slot file of this (db, shard), for the Fixed backend. Locked only
-    /// while the shard's writer lock is held, or by the sync round (never the other way).
-    pub fixed: Option<Mutex<FixedShard>>,
 }
 
-impl ConstShard {
+impl<W: Words> ConstShard<W> {
     /// The node of (`hash`, `key`), if present. Lock-free.
     #[inline]
-    fn get<'a: 'g, 'g>(&'a self, hash: u64, key: &[u8], guard: &'g Guard) -> Option<&'g CNode> {
+    fn get<'a: 'g, 'g>(&'a self, hash: u64, key: &[u8], guard: &'g Guard) -> Option<&'g CNode<W>> {
         // SAFETY: the table pointer is never null; a replaced table is retired through the
         // epoch, so it lives while `guard` is pinned.
         let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
@@ -249,7 +282,7 @@ impl ConstShard {
                 // leaves the table (TOMB) before it is unlinked from the skiplist, and
                 // crossbeam destroys unlinked nodes only after every guard pinned before the
                 // unlink is dropped: the CNode is valid for 'g.
-                let k = unsafe { &*((w & PTR_MASK) as usize as *const CNode) };
+                let k = unsafe { &*((w & PTR_MASK) as usize as *const CNode<W>) };
                 if k.hash == hash && k.bytes() == key {
                     return Some(k);
                 }
@@ -260,10 +293,10 @@ impl ConstShard {
     }
 
     /// Links a node whose key is not present. Caller holds the shard lock.
-    fn insert(&self, node: CNode, guard: &Guard) {
+    fn insert(&self, node: CNode<W>, guard: &Guard) {
         let hash = node.hash;
         let e = self.list.insert(node, (), guard);
-        let p = e.key() as *const CNode as usize;
+        let p = e.key() as *const CNode<W> as usize;
         e.release(guard);
         let used = self.used.load(Ordering::Relaxed);
         // SAFETY: as in `get`.
@@ -302,7 +335,7 @@ impl ConstShard {
             }
             // SAFETY: a live table word points at a linked node (the caller holds the shard
             // lock, so nothing unlinks it meanwhile).
-            let hash = unsafe { (*((w & PTR_MASK) as usize as *const CNode)).hash };
+            let hash = unsafe { (*((w & PTR_MASK) as usize as *const CNode<W>)).hash };
             let mut i = hash as usize & new.mask;
             while new.slots[i].load(Ordering::Relaxed) != EMPTY {
                 i = (i + 1) & new.mask;
@@ -322,8 +355,8 @@ impl ConstShard {
     }
 
     /// Unlinks `node` (found under the same lock hold). Caller holds the shard lock.
-    fn remove(&self, node: &CNode, guard: &Guard) {
-        let p = node as *const CNode as u64;
+    fn remove(&self, node: &CNode<W>, guard: &Guard) {
+        let p = node as *const CNode<W> as u64;
         // SAFETY: as in `get`.
         let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
         let mut i = node.hash as usize & t.mask;
@@ -357,7 +390,7 @@ impl ConstShard {
     }
 }
 
-impl Drop for ConstShard {
+impl<W: Words> Drop for ConstShard<W> {
     fn drop(&mut self) {
         // SAFETY: `&mut self`: no reader or writer can reach this shard any more; the current
         // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
@@ -371,42 +404,45 @@ impl Drop for ConstShard {
     }
 }
 
-/// A ConstTree database.
-pub(crate) struct ConstTree {
+/// A ConstTree database whose nodes keep their value in `W`.
+pub(crate) struct ConstTree<W: Words> {
     pub db: usize,
     pub value_size: usize,
     nwords: usize,
     /// Longest key a FixedStore slot holds (None on the Bitcask backend).
     max_key: Option<usize>,
-    pub shards: Box<[ConstShard]>,
+    pub shards: Box<[ConstShard<W>]>,
+    /// Per shard, the FixedStore slot file (Fixed backend), or None (Bitcask). Locked only
+    /// while the shard's writer lock is held, or by the sync round (never the other way).
+    pub fixed: Box<[Option<Mutex<FixedShard>>]>,
     /// Where the expiry sweep resumes in each shard.
     sweep_pos: Mutex<Vec<Option<u64>>>,
 }
 
-impl ConstTree {
+impl<W: Words> ConstTree<W> {
     pub(crate) fn new(
         db: usize,
         value_size: usize,
         max_key: Option<usize>,
         fixed: Vec<Option<FixedShard>>,
-    ) -> ConstTree {
-        let shards: Box<[ConstShard]> = fixed
-            .into_iter()
-            .map(|f| ConstShard {
+    ) -> ConstTree<W> {
+        let n = fixed.len();
+        let shards: Box<[ConstShard<W>]> = (0..n)
+            .map(|_| ConstShard {
                 list: SkipList::new(crossbeam_epoch::default_collector().clone()),
                 table: Atomic::new(Table::new(MIN_TABLE)),
                 used: AtomicUsize::new(0),
                 live: AtomicUsize::new(0),
-                fixed: f.map(Mutex::new),
             })
             .collect();
-        let n = shards.len();
+        let fixed = fixed.into_iter().map(|f| f.map(Mutex::new)).collect();
         ConstTree {
             db,
             value_size,
             nwords: value_size.div_ceil(8),
             max_key,
             shards,
+            fixed,
             sweep_pos: Mutex::new(vec![None; n]),
         }
     }
@@ -440,7 +476,7 @@ impl ConstTree {
         hash: u64,
         key: &[u8],
         guard: &'g Guard,
-    ) -> Option<&'g CNode> {
+    ) -> Option<&'g CNode<W>> {
         self.shards[shard].get(hash, key, guard)
     }
 
@@ -452,7 +488,7 @@ impl ConstTree {
         hash: u64,
         key: &[u8],
         guard: &'g Guard,
-    ) -> Option<&'g CNode> {
+    ) -> Option<&'g CNode<W>> {
         // Most keys have no expiry: do not read the clock for them.
         self.find(shard, hash, key, guard).filter(|n| {
             let x = n.expire_at_ms();
@@ -467,7 +503,7 @@ impl ConstTree {
         hash: u64,
         after: bool,
         guard: &'g Guard,
-    ) -> Option<crossbeam_skiplist::base::Entry<'a, 'g, CNode, ()>> {
+    ) -> Option<crossbeam_skiplist::base::Entry<'a, 'g, CNode<W>, ()>> {
         let b = if after {
             Bound::Excluded(&hash)
         } else {
@@ -506,11 +542,11 @@ impl ConstTree {
         expire: u64,
         gsn: u64,
         guard: &Guard,
-        existing: Option<&CNode>,
+        existing: Option<&CNode<W>>,
     ) -> Result<()> {
         debug_assert_eq!(value.len(), self.value_size);
         let s = inner.shard_of(hash);
-        let loc = match &self.shards[s].fixed {
+        let loc = match &self.fixed[s] {
             None => {
                 let h = Header {
                     gsn,
@@ -579,7 +615,7 @@ impl ConstTree {
         let Some(node) = self.find(s, hash, key, guard) else {
             return Ok(false);
         };
-        match &self.shards[s].fixed {
+        match &self.fixed[s] {
             None => {
                 let h = Header {
                     gsn,
@@ -614,14 +650,14 @@ impl ConstTree {
     /// Bitcask backend the caller's flush marker makes it durable; on the FixedStore every
     /// used slot's header is zeroed.
     pub(crate) fn clear_shard(&self, inner: &Inner, s: usize, guard: &Guard) -> Result<()> {
-        if let Some(f) = &self.shards[s].fixed {
+        if let Some(f) = &self.fixed[s] {
             f.lock().zero_all()?;
         }
         self.shards[s].clear_table(guard);
         let list = &self.shards[s].list;
         let mut cur = list.front(guard);
         while let Some(e) = cur {
-            if self.shards[s].fixed.is_none() {
+            if self.fixed[s].is_none() {
                 let loc = e.key().loc();
                 inner.add_dead((loc >> 32) as u32, self.record_len(e.key().bytes().len()));
             }
@@ -648,9 +684,9 @@ impl ConstTree {
 
     /// Bytes of this tree's slot files (0 on the Bitcask backend: its logs are counted there).
     pub(crate) fn disk_bytes(&self) -> u64 {
-        self.shards
+        self.fixed
             .iter()
-            .filter_map(|s| s.fixed.as_ref())
+            .flatten()
             .map(|f| f.lock().file_bytes())
             .sum()
     }
@@ -662,7 +698,12 @@ impl ConstTree {
     /// Bytes of memory per key, estimated: the skiplist node (key inline up to 23 bytes,
     /// average tower), the value words' allocation and allocator overhead.
     pub(crate) fn bytes_per_key(&self) -> u64 {
-        (std::mem::size_of::<CNode>() + 40 + self.nwords * 8 + 16) as u64
+        let words = if std::mem::size_of::<W>() == 16 {
+            self.nwords * 8 + 16 // a boxed slice: its own allocation
+        } else {
+            0
+        };
+        (std::mem::size_of::<CNode<W>>() + 40 + words) as u64
     }
 
     /// One bounded step of the expiry sweep: up to 64 nodes per shard.
@@ -725,6 +766,159 @@ impl ConstTree {
     }
 }
 
+/// A ConstTree of any value size: the node layout (value words inline, or boxed beyond 256
+/// bytes) is picked from the value size when the database is opened.
+pub(crate) enum AnyConst {
+    W1(ConstTree<[AtomicU64; 1]>),
+    W2(ConstTree<[AtomicU64; 2]>),
+    W4(ConstTree<[AtomicU64; 4]>),
+    W8(ConstTree<[AtomicU64; 8]>),
+    W16(ConstTree<[AtomicU64; 16]>),
+    W32(ConstTree<[AtomicU64; 32]>),
+    Heap(ConstTree<Box<[AtomicU64]>>),
+}
+
+/// Runs `$body` with `$x` bound to the typed tree inside an `AnyConst`.
+macro_rules! with_const {
+    ($t:expr, $x:ident => $body:expr) => {
+        match $t {
+            $crate::const_tree::AnyConst::W1($x) => $body,
+            $crate::const_tree::AnyConst::W2($x) => $body,
+            $crate::const_tree::AnyConst::W4($x) => $body,
+            $crate::const_tree::AnyConst::W8($x) => $body,
+            $crate::const_tree::AnyConst::W16($x) => $body,
+            $crate::const_tree::AnyConst::W32($x) => $body,
+            $crate::const_tree::AnyConst::Heap($x) => $body,
+        }
+    };
+}
+pub(crate) use with_const;
+
+impl AnyConst {
+    pub(crate) fn build(
+        db: usize,
+        value_size: usize,
+        max_key: Option<usize>,
+        fixed: Vec<Option<FixedShard>>,
+    ) -> AnyConst {
+        match value_size.div_ceil(8) {
+            0..=1 => AnyConst::W1(ConstTree::new(db, value_size, max_key, fixed)),
+            2 => AnyConst::W2(ConstTree::new(db, value_size, max_key, fixed)),
+            3..=4 => AnyConst::W4(ConstTree::new(db, value_size, max_key, fixed)),
+            5..=8 => AnyConst::W8(ConstTree::new(db, value_size, max_key, fixed)),
+            9..=16 => AnyConst::W16(ConstTree::new(db, value_size, max_key, fixed)),
+            17..=32 => AnyConst::W32(ConstTree::new(db, value_size, max_key, fixed)),
+            _ => AnyConst::Heap(ConstTree::new(db, value_size, max_key, fixed)),
+        }
+    }
+
+    pub(crate) fn db(&self) -> usize {
+        with_const!(self, t => t.db)
+    }
+
+    pub(crate) fn value_size(&self) -> usize {
+        with_const!(self, t => t.value_size)
+    }
+
+    pub(crate) fn fixed(&self) -> &[Option<Mutex<FixedShard>>] {
+        with_const!(self, t => &t.fixed)
+    }
+
+    #[inline]
+    pub(crate) fn check(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        with_const!(self, t => t.check(key, value))
+    }
+
+    /// The live value and raw expiry of a key.
+    pub(crate) fn read_live(
+        &self,
+        shard: usize,
+        hash: u64,
+        key: &[u8],
+        guard: &Guard,
+    ) -> Option<(Bytes, u64)> {
+        with_const!(self, t => t
+            .find_live(shard, hash, key, guard)
+            .map(|n| n.read(t.value_size)))
+    }
+
+    pub(crate) fn is_live(&self, shard: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
+        with_const!(self, t => t.find_live(shard, hash, key, guard).is_some())
+    }
+
+    pub(crate) fn contains(&self, shard: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
+        with_const!(self, t => t.find(shard, hash, key, guard).is_some())
+    }
+
+    /// The backend location of a key's durable copy (compaction's compare-and-swap).
+    pub(crate) fn loc_of(&self, shard: usize, hash: u64, key: &[u8], guard: &Guard) -> Option<u64> {
+        with_const!(self, t => t.find(shard, hash, key, guard).map(|n| n.loc()))
+    }
+
+    pub(crate) fn set_loc_of(&self, shard: usize, hash: u64, key: &[u8], loc: u64, guard: &Guard) {
+        with_const!(self, t => {
+            if let Some(n) = t.find(shard, hash, key, guard) {
+                n.set_loc(loc);
+            }
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put(
+        &self,
+        inner: &Inner,
+        w: &mut Writer,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expire: u64,
+        gsn: u64,
+        guard: &Guard,
+    ) -> Result<()> {
+        with_const!(self, t => t.put(inner, w, hash, key, value, expire, gsn, guard))
+    }
+
+    pub(crate) fn del(
+        &self,
+        inner: &Inner,
+        w: &mut Writer,
+        hash: u64,
+        key: &[u8],
+        gsn: u64,
+        guard: &Guard,
+    ) -> Result<bool> {
+        with_const!(self, t => t.del(inner, w, hash, key, gsn, guard))
+    }
+
+    pub(crate) fn clear_shard(&self, inner: &Inner, s: usize, guard: &Guard) -> Result<()> {
+        with_const!(self, t => t.clear_shard(inner, s, guard))
+    }
+
+    pub(crate) fn load(
+        &self,
+        s: usize,
+        hash: u64,
+        key: &[u8],
+        value: &[u8],
+        expire: u64,
+        loc: u64,
+    ) {
+        with_const!(self, t => t.load(s, hash, key, value, expire, loc))
+    }
+
+    pub(crate) fn bytes_per_key(&self) -> u64 {
+        with_const!(self, t => t.bytes_per_key())
+    }
+
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        with_const!(self, t => t.disk_bytes())
+    }
+
+    pub(crate) fn sweep_step(&self, inner: &Inner) {
+        with_const!(self, t => t.sweep_step(inner))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,7 +927,9 @@ mod tests {
     fn words_round_trip_odd_sizes() {
         for size in [0usize, 1, 7, 8, 9, 100] {
             let v: Vec<u8> = (0..size).map(|i| i as u8 ^ 0x5A).collect();
-            let n = make_node(1, b"k", &v, 5, 0, size.div_ceil(8));
+            let n: CNode<Box<[AtomicU64]>> = make_node(1, b"k", &v, 5, 0, size.div_ceil(8));
+            assert_eq!(n.read(size), (Bytes::from(v.clone()), 5));
+            let n: CNode<[AtomicU64; 16]> = make_node(1, b"k", &v, 5, 0, size.div_ceil(8));
             assert_eq!(n.read(size), (Bytes::from(v.clone()), 5));
             let v2: Vec<u8> = v.iter().map(|b| !b).collect();
             n.write(&v2, 0);
@@ -745,9 +941,9 @@ mod tests {
     #[test]
     fn long_keys_go_to_the_heap() {
         let k = vec![3u8; 40];
-        let n = make_node(1, &k, b"", 0, 0, 0);
+        let n: CNode<[AtomicU64; 1]> = make_node(1, &k, b"", 0, 0, 0);
         assert_eq!(n.bytes(), &k[..]);
-        let s = make_node(1, b"short", b"", 0, 0, 0);
+        let s: CNode<[AtomicU64; 1]> = make_node(1, b"short", b"", 0, 0, 0);
         assert_eq!(s.bytes(), b"short");
     }
 }

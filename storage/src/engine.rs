@@ -67,7 +67,7 @@ pub(crate) struct Inner {
     pub shards: Box<[Shard]>,
     /// Per database: its ConstTree, or None for a VarTree. Empty when no database is a
     /// ConstTree (the VarTree paths then pay one length check).
-    pub consts: Box<[Option<crate::const_tree::ConstTree>]>,
+    pub consts: Box<[Option<crate::const_tree::AnyConst>]>,
     pub dbs: Box<[DbCounters]>,
     /// Every log file on disk, by id. A compacted file leaves this map only after the epoch
     /// says no reader can still hold a location inside it.
@@ -757,7 +757,7 @@ impl Engine {
     pub fn value_len(&self, db: usize, key: &[u8]) -> Result<Option<usize>> {
         self.inner.check_db(db)?;
         if let Some(t) = self.inner.const_tree(db) {
-            return Ok(self.const_expiry(t, key).map(|_| t.value_size));
+            return Ok(self.const_expiry(t, key).map(|_| t.value_size()));
         }
         let guard = epoch::pin();
         Ok(self
@@ -1390,7 +1390,7 @@ impl Engine {
         // allocator overhead: the bench measures about 134 bytes of RSS per 16-byte key.
         s.index_bytes_estimate = keys * 134;
         for t in inner.consts.iter().flatten() {
-            let n = inner.dbs[t.db].keys.load(Ordering::Relaxed);
+            let n = inner.dbs[t.db()].keys.load(Ordering::Relaxed);
             s.index_bytes_estimate = s.index_bytes_estimate - n * 134 + n * t.bytes_per_key();
             s.disk_bytes += t.disk_bytes();
         }

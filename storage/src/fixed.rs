@@ -513,8 +513,8 @@ impl FixedShard {
 pub(crate) fn dirty_files(inner: &Inner) -> Vec<(PathBuf, Arc<File>)> {
     let mut out = Vec::new();
     for t in inner.consts.iter().flatten() {
-        for s in t.shards.iter() {
-            if let Some(f) = &s.fixed {
+        for f in t.fixed().iter().flatten() {
+            {
                 let mut f = f.lock();
                 if let Some(file) = f.take_dirty() {
                     out.push((f.path.clone(), file));
@@ -529,8 +529,8 @@ pub(crate) fn dirty_files(inner: &Inner) -> Vec<(PathBuf, Arc<File>)> {
 pub(crate) fn after_sync(inner: &Inner, durable: u64) {
     let round = inner.syncs.load(Ordering::Relaxed);
     for t in inner.consts.iter().flatten() {
-        for s in t.shards.iter() {
-            if let Some(f) = &s.fixed {
+        for f in t.fixed().iter().flatten() {
+            {
                 let mut f = f.lock();
                 if let Err(e) = f.after_sync(durable, round) {
                     inner.fail(format!("freeing slots failed: {e}"));

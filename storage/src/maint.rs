@@ -360,12 +360,16 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
             if let Some(t) = inner.const_tree(db) {
                 // A ConstTree on the Bitcask backend: the same compare-and-swap on the
                 // location its node keeps.
-                let loc = crate::const_tree::bitcask_loc(f.id, *off);
-                if let Some(n) = t.find(f.shard as usize, hash, key, &guard)
-                    && n.loc() == loc
-                {
+                let (s, loc) = (f.shard as usize, crate::const_tree::bitcask_loc(f.id, *off));
+                if t.loc_of(s, hash, key, &guard) == Some(loc) {
                     let (nf, noff) = w.append(inner, h, key, value)?;
-                    n.set_loc(crate::const_tree::bitcask_loc(nf, noff));
+                    t.set_loc_of(
+                        s,
+                        hash,
+                        key,
+                        crate::const_tree::bitcask_loc(nf, noff),
+                        &guard,
+                    );
                 }
                 continue;
             }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
 use crate::config::{BackendKind, TreeConfig};
-use crate::const_tree::{ConstTree, bitcask_loc};
+use crate::const_tree::{AnyConst, ConstTree, Words, bitcask_loc, with_const};
 use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
@@ -27,7 +27,7 @@ const MAX_CONST_VALUE: usize = 1 << 20;
 impl Inner {
     /// The ConstTree of `db`, if it is one.
     #[inline]
-    pub(crate) fn const_tree(&self, db: usize) -> Option<&ConstTree> {
+    pub(crate) fn const_tree(&self, db: usize) -> Option<&AnyConst> {
         self.consts.get(db).and_then(Option::as_ref)
     }
 
@@ -47,9 +47,7 @@ impl Inner {
         held: &[&Writer],
     ) -> Result<Option<(Bytes, u64)>> {
         match self.const_tree(db) {
-            Some(t) => Ok(t
-                .find_live(self.shard_of(hash), hash, key, guard)
-                .map(|n| n.read(t.value_size))),
+            Some(t) => Ok(t.read_live(self.shard_of(hash), hash, key, guard)),
             None => match self.lookup_live(db, hash, key, guard) {
                 Some(e) => Ok(Some((
                     self.entry_value(key.len(), e, held)?,
@@ -63,7 +61,7 @@ impl Inner {
     /// Whether the key is live.
     fn t_live(&self, db: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
         match self.const_tree(db) {
-            Some(t) => t.find_live(self.shard_of(hash), hash, key, guard).is_some(),
+            Some(t) => t.is_live(self.shard_of(hash), hash, key, guard),
             None => self.lookup_live(db, hash, key, guard).is_some(),
         }
     }
@@ -71,7 +69,7 @@ impl Inner {
     /// Whether the key is in the index, live or expired.
     fn t_in_index(&self, db: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
         match self.const_tree(db) {
-            Some(t) => t.find(self.shard_of(hash), hash, key, guard).is_some(),
+            Some(t) => t.contains(self.shard_of(hash), hash, key, guard),
             None => self.lookup(db, hash, key, guard).is_some(),
         }
     }
@@ -175,7 +173,7 @@ pub(crate) fn attach_const_trees(
     if consts.is_empty() {
         return Ok(());
     }
-    let mut out: Vec<Option<ConstTree>> = (0..inner.databases).map(|_| None).collect();
+    let mut out: Vec<Option<AnyConst>> = (0..inner.databases).map(|_| None).collect();
     for (db, value_size, backend) in consts {
         let mut fixed = Vec::with_capacity(inner.nshards);
         let mut recovered = Vec::new();
@@ -192,7 +190,7 @@ pub(crate) fn attach_const_trees(
             }
         }
         let max_key = (backend == BackendKind::Fixed).then_some(fixed_max_key);
-        let t = ConstTree::new(db, value_size, max_key, fixed);
+        let t = AnyConst::build(db, value_size, max_key, fixed);
         let counters = &inner.dbs[db];
         let mut guard = epoch::pin();
         for (s, live) in recovered_iter(&mut recovered, inner.nshards).enumerate() {
@@ -259,21 +257,61 @@ impl Engine {
     pub fn fixed_slot_usage(&self, db: usize) -> Option<(u64, u64)> {
         let t = self.inner.const_tree(db)?;
         let mut out = None;
-        for s in t.shards.iter() {
-            if let Some(f) = &s.fixed {
-                let (u, n) = f.lock().usage();
-                let o = out.get_or_insert((0, 0));
-                o.0 += u;
-                o.1 += n;
-            }
+        for f in t.fixed().iter().flatten() {
+            let (u, n) = f.lock().usage();
+            let o = out.get_or_insert((0, 0));
+            o.0 += u;
+            o.1 += n;
         }
         out
     }
 
-    // ------------------------------------------------------------ ConstTree reads
+    // ------------------------------------------------------------ ConstTree reads and writes
 
     #[inline]
-    pub(crate) fn const_get(&self, t: &ConstTree, key: &[u8]) -> Option<(Bytes, Option<u64>)> {
+    pub(crate) fn const_get(&self, t: &AnyConst, key: &[u8]) -> Option<(Bytes, Option<u64>)> {
+        with_const!(t, t => self.const_get_w(t, key))
+    }
+
+    #[inline]
+    pub(crate) fn const_expiry(&self, t: &AnyConst, key: &[u8]) -> Option<Option<u64>> {
+        with_const!(t, t => self.const_expiry_w(t, key))
+    }
+
+    #[inline]
+    pub(crate) fn const_scan(
+        &self,
+        t: &AnyConst,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+    ) -> (u64, Vec<Bytes>) {
+        with_const!(t, t => self.const_scan_w(t, cursor, pattern, count))
+    }
+
+    #[inline]
+    pub(crate) fn const_random_key(&self, t: &AnyConst) -> Option<Bytes> {
+        with_const!(t, t => self.const_random_key_w(t))
+    }
+
+    #[inline]
+    pub(crate) fn const_set(
+        &self,
+        t: &AnyConst,
+        key: &[u8],
+        value: &[u8],
+        opts: SetOptions,
+    ) -> Result<SetOutcome> {
+        with_const!(t, t => self.const_set_w(t, key, value, opts))
+    }
+
+    #[inline]
+    pub(crate) fn const_delete(&self, t: &AnyConst, key: &[u8]) -> Result<(bool, Gsn)> {
+        with_const!(t, t => self.const_delete_w(t, key))
+    }
+
+    #[inline]
+    fn const_get_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Option<(Bytes, Option<u64>)> {
         let hash = hash_key(key);
         let guard = epoch::pin();
         t.find_live(self.inner.shard_of(hash), hash, key, &guard)
@@ -283,7 +321,7 @@ impl Engine {
             })
     }
 
-    pub(crate) fn const_expiry(&self, t: &ConstTree, key: &[u8]) -> Option<Option<u64>> {
+    fn const_expiry_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Option<Option<u64>> {
         let hash = hash_key(key);
         let guard = epoch::pin();
         t.find_live(self.inner.shard_of(hash), hash, key, &guard)
@@ -293,9 +331,9 @@ impl Engine {
             })
     }
 
-    pub(crate) fn const_scan(
+    fn const_scan_w<W: Words>(
         &self,
-        t: &ConstTree,
+        t: &ConstTree<W>,
         cursor: u64,
         pattern: Option<&[u8]>,
         count: usize,
@@ -333,7 +371,7 @@ impl Engine {
         (0, out)
     }
 
-    pub(crate) fn const_random_key(&self, t: &ConstTree) -> Option<Bytes> {
+    fn const_random_key_w<W: Words>(&self, t: &ConstTree<W>) -> Option<Bytes> {
         static SEED: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
         let inner = &*self.inner;
         let now = now_ms();
@@ -370,9 +408,9 @@ impl Engine {
 
     // ------------------------------------------------------------ ConstTree writes
 
-    pub(crate) fn const_set(
+    fn const_set_w<W: Words>(
         &self,
-        t: &ConstTree,
+        t: &ConstTree<W>,
         key: &[u8],
         value: &[u8],
         opts: SetOptions,
@@ -429,7 +467,7 @@ impl Engine {
         })
     }
 
-    pub(crate) fn const_delete(&self, t: &ConstTree, key: &[u8]) -> Result<(bool, Gsn)> {
+    fn const_delete_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Result<(bool, Gsn)> {
         let inner = &*self.inner;
         let hash = hash_key(key);
         let s = inner.shard_of(hash);
