@@ -60,6 +60,26 @@ fn log_sizes(dir: &Path) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Every FixedStore slot file's bytes.
+fn slot_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".slots"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Slot geometry of the ConstTree in `cfg` (docs/format-fixed.md): 32-byte file header,
+/// slots of 32 + 64 (default key room) + CONST_SIZE bytes rounded up to 8.
+const SLOT_FILE_HEADER: usize = 32;
+const SLOT_SIZE: usize = (32 + 64 + CONST_SIZE).div_ceil(8) * 8;
+
 /// The newest log of each shard (the active ones).
 fn active_logs(dir: &Path) -> Vec<String> {
     let mut by_shard: BTreeMap<u32, String> = BTreeMap::new();
@@ -84,6 +104,8 @@ struct Harness {
     /// Every state each key had since the last crash check, with the GSN that made it.
     history: HashMap<Key, Vec<(u64, State)>>,
     durable_sizes: BTreeMap<String, u64>,
+    /// FixedStore slot files as they were right after the last sync.
+    durable_slots: BTreeMap<String, Vec<u8>>,
     durable_gsn: u64,
     compactions: u64,
 }
@@ -99,6 +121,7 @@ impl Harness {
         assert!(e.durable_gsn() >= g);
         self.durable_gsn = e.durable_gsn();
         self.durable_sizes = log_sizes(dir);
+        self.durable_slots = slot_files(dir);
     }
 
     fn key(&mut self) -> Key {
@@ -165,6 +188,7 @@ impl Harness {
             "only sync_all makes writes durable in this test"
         );
         drop(e);
+        self.lose_unsynced_slots(dir);
         // Tear or garble the tail of an active log, beyond what was synced.
         let logs = active_logs(dir);
         if !logs.is_empty() && self.rng.random_bool(0.8) {
@@ -356,6 +380,34 @@ impl Harness {
         }
     }
 
+    /// A crash loses page-cache writes: every slot written since the last sync is, at random,
+    /// kept, lost (back to its synced bytes) or torn (a prefix of the new bytes over the old).
+    fn lose_unsynced_slots(&mut self, dir: &Path) {
+        for (name, now) in slot_files(dir) {
+            let mut old = self.durable_slots.get(&name).cloned().unwrap_or_default();
+            // Growth is synced when it happens: the length survives, new slots read as zeros.
+            old.resize(now.len(), 0);
+            let mut out = now.clone();
+            let mut at = SLOT_FILE_HEADER;
+            while at + SLOT_SIZE <= now.len() {
+                let (o, n) = (&old[at..at + SLOT_SIZE], &now[at..at + SLOT_SIZE]);
+                if o != n {
+                    match self.rng.random_range(0..3) {
+                        0 => {}
+                        1 => out[at..at + SLOT_SIZE].copy_from_slice(o),
+                        _ => {
+                            let cut = self.rng.random_range(0..SLOT_SIZE);
+                            out[at..at + SLOT_SIZE].copy_from_slice(o);
+                            out[at..at + cut].copy_from_slice(&n[..cut]);
+                        }
+                    }
+                }
+                at += SLOT_SIZE;
+            }
+            std::fs::write(dir.join(&name), &out).unwrap();
+        }
+    }
+
     fn reset_history(&mut self) {
         self.history.clear();
         for db in 0..2 {
@@ -388,6 +440,7 @@ pub fn run(backend: BackendKind, seed: u64, ops: usize) -> u64 {
         model: BTreeMap::new(),
         history: HashMap::new(),
         durable_sizes: BTreeMap::new(),
+        durable_slots: BTreeMap::new(),
         durable_gsn: 0,
         compactions: 0,
     };
