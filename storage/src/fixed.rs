@@ -379,9 +379,15 @@ impl FixedShard {
         self.file
             .set_len(self.offset_of(n))
             .map_err(|e| Error::io(&self.path, e))?;
-        // The size is metadata: fsync it now (rare: once per step), or a crash could cut off
-        // slots whose writes were acknowledged.
+        // The size is metadata: fsync it now (rare: once per step), and the directory with
+        // it, or a crash could cut off slots whose writes were acknowledged (hazard 3). This
+        // runs under the shard lock: a growth step is the one fsync a writer waits for.
         self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(dir, e))?;
+        }
         self.nslots = n;
         self.bitmap.resize((n as usize).div_ceil(64), 0);
         Ok(())
