@@ -615,7 +615,9 @@ impl Engine {
     /// for sealed logs, a CRC-checked scan of each shard's active log (a torn tail is cut).
     ///
     /// # Errors
-    /// `Error::Config` for an unusable config (including ConstTree databases, issue 4),
+    /// `Error::Config` for an unusable config (a tree setting beyond `databases`, a ConstTree
+    /// value size or key room out of range, slot files or logs written under another tree
+    /// setting for a ConstTree database),
     /// `Error::Io` if the directory or a file cannot be read or created.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Engine> {
         if config.databases == 0 || config.databases > DB_ALL as usize {
@@ -888,8 +890,9 @@ impl Engine {
     /// SET with NX/XX, expiry and GET options.
     ///
     /// # Errors
-    /// `InvalidDb`, `KeyTooLarge`/`ValueTooLarge`, `WritesRefused` after an fsync failure,
-    /// `Io` if a write to the log failed.
+    /// `InvalidDb`, `KeyTooLarge`/`ValueTooLarge`, `ValueSize` for a ConstTree database and a
+    /// value of another size, `WritesRefused` after an fsync failure, `Io` if a write to the
+    /// log failed.
     pub fn set(&self, db: usize, key: &[u8], value: &[u8], opts: SetOptions) -> Result<SetOutcome> {
         let inner = &*self.inner;
         inner.check_db(db)?;
