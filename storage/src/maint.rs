@@ -360,7 +360,10 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
             if let Some(t) = inner.const_tree(db) {
                 // A ConstTree on the Bitcask backend: the same compare-and-swap on the
                 // location its node keeps.
-                let (s, loc) = (f.shard as usize, crate::const_tree::bitcask_loc(f.id, *off));
+                let (s, loc) = (
+                    inner.shard_of(hash),
+                    crate::const_tree::bitcask_loc(f.id, *off),
+                );
                 if t.loc_of(s, hash, key, &guard) == Some(loc) {
                     let (nf, noff) = w.append(inner, h, key, value)?;
                     t.set_loc_of(
