@@ -36,11 +36,14 @@ enum KeyBytes {
 /// size, so the node is one allocation and one place in memory) or, for large values, in a
 /// boxed slice.
 pub(crate) trait Words: Send + Sync + 'static {
+    /// Whether the words live in their own allocation.
+    const BOXED: bool;
     fn with_len(n: usize) -> Self;
     fn words(&self) -> &[AtomicU64];
 }
 
 impl<const N: usize> Words for [AtomicU64; N] {
+    const BOXED: bool = false;
     fn with_len(n: usize) -> Self {
         debug_assert!(n <= N);
         std::array::from_fn(|_| AtomicU64::new(0))
@@ -52,6 +55,7 @@ impl<const N: usize> Words for [AtomicU64; N] {
 }
 
 impl Words for Box<[AtomicU64]> {
+    const BOXED: bool = true;
     fn with_len(n: usize) -> Self {
         (0..n).map(|_| AtomicU64::new(0)).collect()
     }
@@ -698,7 +702,7 @@ impl<W: Words> ConstTree<W> {
     /// Bytes of memory per key, estimated: the skiplist node (key inline up to 23 bytes,
     /// average tower), the value words' allocation and allocator overhead.
     pub(crate) fn bytes_per_key(&self) -> u64 {
-        let words = if std::mem::size_of::<W>() == 16 {
+        let words = if W::BOXED {
             self.nwords * 8 + 16 // a boxed slice: its own allocation
         } else {
             0
