@@ -24,8 +24,9 @@ use crate::fixed::FixedShard;
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::writer::Writer;
 
-/// Keys up to this many bytes live inside the node.
-const INLINE_KEY: usize = 23;
+/// Keys up to this many bytes live inside the node (22: the key field is then 24 bytes, as
+/// in the VarTree's index).
+const INLINE_KEY: usize = 22;
 
 enum KeyBytes {
     Inline { len: u8, buf: [u8; INLINE_KEY] },
@@ -699,7 +700,7 @@ impl<W: Words> ConstTree<W> {
         (RECORD_HEADER + key_len + self.value_size) as u64
     }
 
-    /// Bytes of memory per key, estimated: the skiplist node (key inline up to 23 bytes,
+    /// Bytes of memory per key, estimated: the skiplist node (key inline up to 22 bytes,
     /// average tower), the value words' allocation and allocator overhead.
     pub(crate) fn bytes_per_key(&self) -> u64 {
         let words = if W::BOXED {
@@ -940,6 +941,12 @@ mod tests {
             assert_eq!(n.read(size), (Bytes::from(v2), 0));
             assert_eq!(n.version.load(Ordering::Relaxed), 2);
         }
+    }
+
+    #[test]
+    fn node_layout() {
+        assert_eq!(std::mem::size_of::<KeyBytes>(), 24);
+        assert_eq!(std::mem::size_of::<CNode<[AtomicU64; 16]>>(), 184);
     }
 
     #[test]
