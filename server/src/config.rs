@@ -550,6 +550,24 @@ fn parse_yes_no(value: &str) -> Result<bool, String> {
 mod tests {
 
     #[test]
+    fn the_shipped_example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/respite.conf");
+        let c = Config::from_args([path]).unwrap();
+        assert_eq!(c.bind, vec!["127.0.0.1".to_owned()]);
+        assert!(c.protected_mode);
+        // It shows that Redis's save/appendonly are accepted (with a warning); nothing else
+        // in it may warn.
+        assert!(
+            c.warnings
+                .iter()
+                .all(|w| w.starts_with("ignoring Redis directive 'save")
+                    || w.starts_with("ignoring Redis directive 'appendonly")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
     fn protected_mode_refuses_only_remote_peers_without_a_password() {
         let local4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         let local6: std::net::IpAddr = "::1".parse().unwrap();
