@@ -1315,6 +1315,15 @@ impl Engine {
             self.inner.sync_round(true).map(|_| ())
         };
         synced?;
+        // The active log ends at its last record once closed (no preallocated zeros).
+        {
+            let mut log = self.inner.log.lock();
+            log.trim()?;
+            log.active
+                .file
+                .sync_all()
+                .map_err(|e| Error::io(&log.active.path, e))?;
+        }
         crate::maint::write_pending_hints(&self.inner)?;
         crate::maint::delete_retired(&self.inner)?;
         Ok(())

@@ -85,6 +85,24 @@ impl SyncSeam {
     }
 }
 
+/// Allocates `[from, to)` of `file` (zero-filled, the file size becomes at least `to`), so
+/// writes there change no file size.
+pub(crate) fn fallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (
+        libc::off_t::try_from(from),
+        libc::off_t::try_from(to - from),
+    ) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: fallocate on a valid open descriptor owned by `file`; no memory is involved.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// One log file.
 pub(crate) struct DataFile {
     pub id: u32,

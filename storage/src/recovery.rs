@@ -461,6 +461,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         buf: Vec::with_capacity(write_buffer_bytes),
         buf_start: active.len(),
         unsynced: vec![active.clone()],
+        alloc_end: active.len(),
         active,
         disk_files,
     };

@@ -18,6 +18,10 @@ use crate::file::DataFile;
 use crate::record::{self, Header};
 use crate::types::Gsn;
 
+/// The active log is preallocated (fallocate) this far ahead of its records, so an fdatasync
+/// rarely has to commit a change of the file's size along with the records.
+pub(crate) const PREALLOC_STEP: u64 = 16 * 1024 * 1024;
+
 /// A shard's writer lock token. Holding `&mut Writer` means holding the shard's lock, which
 /// serialises the index updates of the shard's keys; the record itself goes to the shared log.
 pub(crate) struct Writer;
@@ -48,6 +52,8 @@ pub(crate) struct Log {
     /// Ids of the log files still on disk (including compacted files whose unlink is not yet
     /// durable): a tombstone may be dropped only from the oldest of them.
     pub disk_files: BTreeSet<u32>,
+    /// Size of the active file on disk: records end at `active.len()`, zeros follow up to here.
+    pub alloc_end: u64,
 }
 
 impl Log {
@@ -91,6 +97,10 @@ impl Log {
             return Ok(());
         }
         inner.check_writable()?;
+        let end = self.buf_start + self.buf.len() as u64;
+        if end > self.alloc_end {
+            self.preallocate(inner, end);
+        }
         if let Err(e) = self.active.file.write_all_at(&self.buf, self.buf_start) {
             let msg = format!("write failed on {}: {e}", self.active.path.display());
             inner.fail(msg.clone());
@@ -105,9 +115,40 @@ impl Log {
         Ok(())
     }
 
+    /// Extends the active file to at least `end`, a step ahead where `max_file_bytes` allows.
+    /// Best effort: a file system without fallocate just grows the file as it is written.
+    fn preallocate(&mut self, inner: &Inner, end: u64) {
+        let target = (self.alloc_end + PREALLOC_STEP)
+            .min(inner.max_file_bytes)
+            .max(end);
+        if target > end && crate::file::fallocate(&self.active.file, self.alloc_end, target).is_ok()
+        {
+            self.alloc_end = target;
+        } else {
+            self.alloc_end = end;
+        }
+    }
+
+    /// Cuts the preallocated zeros off the active file, so it ends at its last record (the
+    /// next fdatasync of the file makes the new size durable).
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        let len = self.active.len();
+        if self.alloc_end > len {
+            self.active
+                .file
+                .set_len(len)
+                .map_err(|e| Error::io(&self.active.path, e))?;
+            self.alloc_end = len;
+        }
+        Ok(())
+    }
+
     /// Seals the active file and starts a new one.
     pub(crate) fn rotate(&mut self, inner: &Inner) -> Result<()> {
         self.flush(inner)?;
+        // A sealed log ends at its last record; it is in `unsynced`, so the next sync round
+        // makes the trim durable before any hint describes the file.
+        self.trim()?;
         let id = inner.next_file_id.fetch_add(1, Ordering::SeqCst);
         let header = record::encode_log_header(inner.nshards as u32);
         let f = Arc::new(DataFile::create(&inner.dir, id, &header)?);
@@ -119,6 +160,7 @@ impl Log {
         self.unsynced.push(f.clone());
         let old = std::mem::replace(&mut self.active, f);
         self.buf_start = record::LOG_HEADER as u64;
+        self.alloc_end = record::LOG_HEADER as u64;
         old.sealed.store(true, Ordering::Release);
         inner.pending_hints.lock().push(old);
         Ok(())
