@@ -1390,4 +1390,57 @@ mod tests {
         assert_eq!(inner.seam.datasyncs(), before);
         e.close().unwrap();
     }
+
+    /// While one round's fdatasync runs, writes are accepted (the log lock is not held
+    /// across it) and form the next group, made durable by the next round.
+    #[test]
+    fn writes_go_on_during_an_fdatasync_and_form_the_next_group() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 4,
+            sync_mode: SyncMode::Always,
+            ..Config::default()
+        };
+        let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+        e.sync_all().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Gsn>();
+        e.on_durable(Arc::new(move || {
+            let _ = tx.send(0);
+        }));
+        e.hold_syncs(true);
+        let first = e.set(0, b"first", b"v", SetOptions::default()).unwrap().gsn;
+        // The sync thread is now inside the round's fdatasync, held there.
+        assert!(e.inner.seam.wait_held(1, Duration::from_secs(10)));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let e2 = e.clone();
+        let writer = std::thread::spawn(move || {
+            let mut last = 0;
+            for i in 0..100u32 {
+                let k = format!("during-{i}");
+                last = e2
+                    .set(0, k.as_bytes(), b"v", SetOptions::default())
+                    .unwrap()
+                    .gsn;
+                assert_eq!(e2.get(0, k.as_bytes()).unwrap().as_deref(), Some(&b"v"[..]));
+            }
+            let _ = done_tx.send(last);
+        });
+        let last = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("writes blocked while an fdatasync ran");
+        writer.join().unwrap();
+        assert!(
+            e.durable_gsn() < first,
+            "durable before its fdatasync returned"
+        );
+        e.hold_syncs(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while e.durable_gsn() < last {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "the next group never became durable");
+            let _ = rx.recv_timeout(left);
+        }
+        Arc::into_inner(e).unwrap().close().unwrap();
+    }
 }

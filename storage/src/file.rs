@@ -39,6 +39,9 @@ pub(crate) struct SyncSeam {
     holding: AtomicBool,
     hold: parking_lot::Mutex<bool>,
     released: parking_lot::Condvar,
+    /// Syncs that have waited at the hold so far (under `hold`), announced on `entered`.
+    held_syncs: AtomicU64,
+    entered: parking_lot::Condvar,
 }
 
 impl SyncSeam {
@@ -59,6 +62,10 @@ impl SyncSeam {
     pub(crate) fn datasync(&self, file: &File) -> io::Result<()> {
         if self.holding.load(Ordering::Acquire) {
             let mut h = self.hold.lock();
+            if *h {
+                self.held_syncs.fetch_add(1, Ordering::SeqCst);
+                self.entered.notify_all();
+            }
             while *h {
                 self.released.wait(&mut h);
             }
@@ -68,6 +75,20 @@ impl SyncSeam {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         file.sync_data()
+    }
+
+    /// Waits (up to `timeout`) until at least `n` syncs have waited at the hold; false if
+    /// they did not in time.
+    #[cfg(test)]
+    pub(crate) fn wait_held(&self, n: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut h = self.hold.lock();
+        while self.held_syncs.load(Ordering::SeqCst) < n {
+            if self.entered.wait_until(&mut h, deadline).timed_out() {
+                return self.held_syncs.load(Ordering::SeqCst) >= n;
+            }
+        }
+        true
     }
 
     /// fdatasyncs issued through the seam so far.

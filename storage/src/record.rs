@@ -131,7 +131,7 @@ pub(crate) fn encode_log_header(shards: u32) -> [u8; LOG_HEADER] {
     encode_log_header_version(LOG_VERSION, LOG_SHARED, shards)
 }
 
-fn encode_log_header_version(version: u32, shard: u32, shards: u32) -> [u8; LOG_HEADER] {
+pub(crate) fn encode_log_header_version(version: u32, shard: u32, shards: u32) -> [u8; LOG_HEADER] {
     let mut b = [0u8; LOG_HEADER];
     b[0..8].copy_from_slice(&LOG_MAGIC);
     b[8..12].copy_from_slice(&version.to_le_bytes());

@@ -511,3 +511,126 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         "last_gsn" => max_gsn, "elapsed_ms" => started.elapsed().as_millis() as u64);
     Ok(inner)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::config::Config;
+    use crate::engine::{Engine, hash_key};
+    use crate::record::{self, Header, LogKind};
+    use crate::types::SetOptions;
+
+    fn rec(out: &mut Vec<u8>, gsn: u64, flags: u8, db: u16, key: &[u8], value: &[u8]) {
+        let h = Header {
+            gsn,
+            expire_at_ms: 0,
+            flags,
+            vtype: record::VTYPE_STRING,
+            db,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+        };
+        record::encode(out, &h, key, value);
+    }
+
+    /// A directory written before logs were shared (one version 1 log per shard) opens: every
+    /// record reaches its key's shard, a flush marker (one per shard log) and a tombstone
+    /// apply, a torn tail of a per-shard active log is cut, and new writes go to a shared log.
+    #[test]
+    fn version_1_per_shard_logs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = [
+            record::encode_log_header_version(1, 0, 2).to_vec(),
+            record::encode_log_header_version(1, 1, 2).to_vec(),
+        ];
+        let shard = |k: &[u8]| (hash_key(k) % 2) as usize;
+        let mut gsn = 0;
+        let put = |logs: &mut [Vec<u8>; 2], gsn: &mut u64, flags, db, k: &[u8], v: &[u8]| {
+            *gsn += 1;
+            rec(&mut logs[shard(k)], *gsn, flags, db, k, v);
+        };
+        for i in 0..40u32 {
+            let k = format!("key{i}");
+            put(
+                &mut logs,
+                &mut gsn,
+                0,
+                0,
+                k.as_bytes(),
+                format!("old{i}").as_bytes(),
+            );
+            put(&mut logs, &mut gsn, 0, 1, k.as_bytes(), b"db1");
+        }
+        // FLUSHDB 1: a marker with one GSN in every shard's log.
+        gsn += 1;
+        for l in &mut logs {
+            rec(l, gsn, record::FLAG_FLUSH, 1, b"", b"");
+        }
+        for i in 0..40u32 {
+            let k = format!("key{i}");
+            put(
+                &mut logs,
+                &mut gsn,
+                0,
+                0,
+                k.as_bytes(),
+                format!("new{i}").as_bytes(),
+            );
+        }
+        put(&mut logs, &mut gsn, record::FLAG_TOMBSTONE, 0, b"key7", b"");
+        // A torn record at the end of each shard's log.
+        for l in &mut logs {
+            let mut torn = Vec::new();
+            rec(&mut torn, 999, 0, 0, b"torn", b"never acknowledged");
+            l.extend_from_slice(&torn[..torn.len() - 3]);
+        }
+        for (i, l) in logs.iter().enumerate() {
+            std::fs::write(crate::file::log_path(dir.path(), i as u32 + 1), l).unwrap();
+        }
+        let cfg = Config {
+            shards: 2,
+            databases: 2,
+            ..Config::default()
+        };
+        for round in 0..2 {
+            let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+            for i in 0..40u32 {
+                let k = format!("key{i}");
+                let want = (i != 7).then(|| format!("new{i}").into_bytes());
+                assert_eq!(e.get(0, k.as_bytes()).unwrap().map(|b| b.to_vec()), want);
+                assert_eq!(
+                    e.get(1, k.as_bytes()).unwrap(),
+                    None,
+                    "flushed db came back"
+                );
+            }
+            assert_eq!(e.get(0, b"torn").unwrap(), None);
+            assert!(e.last_gsn() >= gsn);
+            e.set(
+                0,
+                format!("round{round}").as_bytes(),
+                b"v",
+                SetOptions::default(),
+            )
+            .unwrap();
+            e.close().unwrap();
+        }
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        assert!(e.get(0, b"round0").unwrap().is_some());
+        assert!(e.get(0, b"round1").unwrap().is_some());
+        e.close().unwrap();
+        // The per-shard logs were cut at their torn tails; new records went to one shared log.
+        for (i, l) in logs.iter().enumerate() {
+            let len = std::fs::metadata(crate::file::log_path(dir.path(), i as u32 + 1))
+                .unwrap()
+                .len();
+            assert!(len < l.len() as u64, "torn tail of shard {i}'s log not cut");
+        }
+        let shared = std::fs::read(crate::file::log_path(dir.path(), 3)).unwrap();
+        assert_eq!(
+            record::parse_log_header(&shared),
+            Some(LogKind::Shared { shards: 2 })
+        );
+        assert!(!crate::file::log_path(dir.path(), 4).exists());
+    }
+}
