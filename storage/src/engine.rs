@@ -581,7 +581,7 @@ pub struct Engine {
 
 impl Engine {
     /// Opens (creating if needed) the data directory and recovers its contents: hint files
-    /// for sealed logs, a CRC-checked scan of each shard's active log (a torn tail is cut).
+    /// for sealed logs, a CRC-checked scan of the active log (a torn tail is cut).
     ///
     /// # Errors
     /// `Error::Config` for an unusable config (including ConstTree databases, issue 4),
