@@ -462,6 +462,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         buf_start: active.len(),
         unsynced: vec![active.clone()],
         alloc_end: active.len(),
+        no_prealloc: false,
         active,
         disk_files,
     };

@@ -54,6 +54,8 @@ pub(crate) struct Log {
     pub disk_files: BTreeSet<u32>,
     /// Size of the active file on disk: records end at `active.len()`, zeros follow up to here.
     pub alloc_end: u64,
+    /// Set once fallocate failed (a file system without it): files then just grow.
+    pub no_prealloc: bool,
 }
 
 impl Log {
@@ -121,12 +123,20 @@ impl Log {
         let target = (self.alloc_end + PREALLOC_STEP)
             .min(inner.max_file_bytes)
             .max(end);
-        if target > end && crate::file::fallocate(&self.active.file, self.alloc_end, target).is_ok()
-        {
-            self.alloc_end = target;
-        } else {
-            self.alloc_end = end;
+        if target > end && !self.no_prealloc {
+            match crate::file::fallocate(&self.active.file, self.alloc_end, target) {
+                Ok(()) => {
+                    self.alloc_end = target;
+                    return;
+                }
+                Err(e) => {
+                    slog::info!(inner.logger, "cannot preallocate log files; they grow as written";
+                        "file" => %self.active.path.display(), "error" => %e);
+                    self.no_prealloc = true;
+                }
+            }
         }
+        self.alloc_end = end;
     }
 
     /// Cuts the preallocated zeros off the active file, so it ends at its last record (the
