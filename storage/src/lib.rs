@@ -6,7 +6,8 @@
 //! - `glob`: Redis glob matching for SCAN MATCH / KEYS.
 //! - `index`: the lock-free index: an ordered skiplist (scans) with a hash table over its nodes
 //!   (point lookups), and the RCU entries they point to.
-//! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md).
+//! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md);
+//!   one active log shared by every shard, so a group-commit round is one fdatasync.
 //! - `cache`: the 4 KiB block cache.
 //! - `recovery`: start-up from hints and log scans.
 //! - `maint`: the sync thread (group commit) and the maintenance thread (hints, expiry sweep,
