@@ -99,6 +99,8 @@ pub struct Config {
     pub maxclients: usize,
     /// `requirepass`: when set, clients must AUTH first.
     pub requirepass: Option<String>,
+    /// `protected-mode`: with no password, only loopback clients are accepted.
+    pub protected_mode: bool,
     /// Block cache size in bytes (`cache-size 256mb`).
     pub cache_size_bytes: u64,
     /// Reactor threads; 0 means one per core.
@@ -134,6 +136,7 @@ impl Default for Config {
             databases: 16,
             maxclients: 10000,
             requirepass: None,
+            protected_mode: true,
             cache_size_bytes: 256 * 1024 * 1024,
             threads: 0,
             loglevel: LogLevel::Notice,
@@ -154,7 +157,6 @@ const IGNORED: &[&str] = &[
     "save",
     "appendonly",
     "daemonize",
-    "protected-mode",
     "appendfilename",
     "appenddirname",
     "dbfilename",
@@ -290,6 +292,13 @@ impl Config {
         self.set(&name, value)
     }
 
+    /// Protected mode as Redis does it: with no password set, a client from anywhere but
+    /// the loopback interface is refused (the server may be bound to a public address).
+    #[must_use]
+    pub fn refuses_peer(&self, peer: std::net::IpAddr) -> bool {
+        self.protected_mode && self.requirepass.is_none() && !peer.to_canonical().is_loopback()
+    }
+
     /// Sets a single-valued setting by name (also used by CONFIG SET).
     ///
     /// # Errors
@@ -309,6 +318,7 @@ impl Config {
             "requirepass" => {
                 self.requirepass = (!value.is_empty()).then(|| value.to_owned());
             }
+            "protected-mode" => self.protected_mode = parse_yes_no(value)?,
             "cache-size" => self.cache_size_bytes = parse_size(value)?,
             "threads" => self.threads = parse_num(value, 0, 1024)? as usize,
             "shards" => self.shards = Some(parse_num(value, 1, 1 << 16)? as usize),
@@ -535,8 +545,62 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
     }
 }
 
+/// Redis's booleans: `yes` or `no`, any case.
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_shipped_example_config_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/respite.conf");
+        let c = Config::from_args([path]).unwrap();
+        assert_eq!(c.bind, vec!["127.0.0.1".to_owned()]);
+        assert!(c.protected_mode);
+        // It shows that Redis's save/appendonly are accepted (with a warning); nothing else
+        // in it may warn.
+        assert!(
+            c.warnings
+                .iter()
+                .all(|w| w.starts_with("ignoring Redis directive 'save")
+                    || w.starts_with("ignoring Redis directive 'appendonly")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn protected_mode_refuses_only_remote_peers_without_a_password() {
+        let local4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let local6: std::net::IpAddr = "::1".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let remote: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let mut c = Config::default();
+        assert!(
+            c.protected_mode,
+            "protected mode is on by default, as in Redis"
+        );
+        assert!(c.refuses_peer(remote));
+        for local in [local4, local6, mapped] {
+            assert!(!c.refuses_peer(local), "{local}");
+        }
+        c.set("requirepass", "secret").unwrap();
+        assert!(!c.refuses_peer(remote), "a password lifts protected mode");
+        c.set("requirepass", "").unwrap();
+        c.set("protected-mode", "no").unwrap();
+        assert!(!c.refuses_peer(remote));
+        c.set("protected-mode", "YES").unwrap();
+        assert!(c.refuses_peer(remote));
+        assert!(c.set("protected-mode", "maybe").is_err());
+    }
     use super::*;
 
     #[test]

@@ -23,6 +23,21 @@ use crate::config::Config;
 use crate::conn::{ConnSettings, Connection, Drive};
 use crate::shared::{ClientMeta, ReactorStats, Shared};
 
+/// Redis 7.2's answer to a client from outside loopback when protected mode is on and no
+/// password is set (networking.c, clientAcceptHandler), byte for byte.
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected \
+mode is enabled and no password is set for the default user. In this mode connections are only \
+accepted from the loopback interface. If you want to connect from external computers to Redis you \
+may adopt one of the following solutions: 1) Just disable protected mode sending the command \
+'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same \
+host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you \
+do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the \
+protected mode by editing the Redis configuration file, and setting the protected mode option to \
+'no', and then restarting the server. 3) If you started the server manually just for testing, \
+restart it with the '--protected-mode no' option. 4) Set up an authentication password for the \
+default user. NOTE: You only need to do one of the above things in order for the server to start \
+accepting connections from the outside.\r\n";
+
 /// The Waker's token.
 pub const WAKER: Token = Token(usize::MAX);
 const LISTENER_BASE: usize = usize::MAX - 1;
@@ -199,7 +214,16 @@ impl Reactor {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _addr)) => self.hand_out(stream),
+                Ok((mut stream, addr)) => {
+                    if self.cached.config.refuses_peer(addr.ip()) {
+                        // Best effort, as Redis: the socket is fresh so the text fits.
+                        let _ = stream.write(PROTECTED_MODE_DENIED);
+                        slog::warn!(self.shared.log, "Refused a client in protected mode";
+                            "addr" => %addr);
+                        continue;
+                    }
+                    self.hand_out(stream);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

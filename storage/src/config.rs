@@ -73,14 +73,15 @@ pub enum TreeConfig {
 pub struct Config {
     /// Number of databases (`SELECT 0..databases`).
     pub databases: usize,
-    /// Number of shards (writer locks, index slices and log sets). Fixed when the data
-    /// directory is created: a later open uses the number stored on disk.
+    /// Number of shards (writer locks and index slices; every shard appends to the one
+    /// shared log). Fixed when the data directory is created: a later open uses the number
+    /// stored on disk.
     pub shards: usize,
     /// When fdatasync runs.
     pub sync_mode: SyncMode,
     /// Block cache capacity in bytes.
     pub cache_capacity_bytes: u64,
-    /// Write buffer per shard, in bytes.
+    /// The log's write buffer, in bytes (one buffer, shared by every shard).
     pub write_buffer_bytes: usize,
     /// A log file is sealed (and gets a hint file) once it reaches this size.
     pub max_file_bytes: u64,

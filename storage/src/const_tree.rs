@@ -1,7 +1,8 @@
 //! ConstTree: a database whose values all have one size (set in config) and live inline in
 //! the index node, read lock-free under a SeqLock. Disk is for durability only: a read never
-//! touches it. The values are made durable on the Bitcask log (the shard's shared log, records
-//! as for a VarTree) or on the FixedStore (`fixed.rs`, one slot file per shard).
+//! touches it. The values are made durable on the Bitcask log (the engine's one shared log,
+//! records as for a VarTree, GSNs from the log append) or on the FixedStore (`fixed.rs`, one
+//! slot file per shard, GSNs taken under the slot file's lock).
 //!
 //! SeqLock (hazard 6): the value is stored as `AtomicU64` words, so a read racing a write is a
 //! race on atomics, never on plain bytes. Writers are serialised by the shard's writer lock;
@@ -22,6 +23,7 @@ use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
+use crate::types::Gsn;
 use crate::writer::Writer;
 
 /// Keys up to this many bytes live inside the node (22: the key field is then 24 bytes, as
@@ -517,8 +519,8 @@ impl<W: Words> ConstTree<W> {
         self.shards[shard].list.lower_bound(b, guard)
     }
 
-    /// Writes `key = value` under the shard's writer lock `w`. The value size is checked by
-    /// the caller (`check_value`).
+    /// Writes `key = value` under the shard's writer lock `w`; returns the write's GSN. The
+    /// value size is checked by the caller (`check_value`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn put(
         &self,
@@ -528,14 +530,18 @@ impl<W: Words> ConstTree<W> {
         key: &[u8],
         value: &[u8],
         expire: u64,
-        gsn: u64,
         guard: &Guard,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         let existing = self.find(inner.shard_of(hash), hash, key, guard);
-        self.put_with(inner, w, hash, key, value, expire, gsn, guard, existing)
+        self.put_with(inner, w, hash, key, value, expire, guard, existing)
     }
 
     /// `put` with the key's node already looked up under the same lock hold.
+    ///
+    /// The GSN comes from where the write becomes durable: on the Bitcask backend from the
+    /// shared log's append (under the log lock), on the FixedStore from the slot write (under
+    /// the slot file's lock), so a sync round that read `Inner::gsn` finds every write at or
+    /// below it in the log buffer or in a slot file it then syncs.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn put_with(
         &self,
@@ -545,16 +551,15 @@ impl<W: Words> ConstTree<W> {
         key: &[u8],
         value: &[u8],
         expire: u64,
-        gsn: u64,
         guard: &Guard,
         existing: Option<&CNode<W>>,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         debug_assert_eq!(value.len(), self.value_size);
         let s = inner.shard_of(hash);
-        let loc = match &self.fixed[s] {
+        let (loc, gsn) = match &self.fixed[s] {
             None => {
                 let h = Header {
-                    gsn,
+                    gsn: 0,
                     expire_at_ms: expire,
                     flags: 0,
                     vtype: VTYPE_STRING,
@@ -562,19 +567,19 @@ impl<W: Words> ConstTree<W> {
                     key_len: key.len() as u32,
                     value_len: value.len() as u32,
                 };
-                let (file, off) = w.append(inner, &h, key, value)?;
+                let (file, off, gsn) = w.append(inner, &h, key, value)?;
                 if let Some(n) = existing {
                     inner.add_dead((n.loc() >> 32) as u32, self.record_len(key.len()));
                 }
-                bitcask_loc(file, off)
+                (bitcask_loc(file, off), gsn)
             }
             Some(f) => {
                 let mut f = f.lock();
-                let slot = f.write(gsn, expire, 0, key, value)?;
+                let (slot, gsn) = f.write(&inner.gsn, expire, 0, key, value)?;
                 if let Some(n) = existing {
                     f.free_after(gsn, n.loc());
                 }
-                slot
+                (slot, gsn)
             }
         };
         let counters = &inner.dbs[self.db];
@@ -601,29 +606,28 @@ impl<W: Words> ConstTree<W> {
                 }
             }
         }
-        Ok(())
+        Ok(gsn)
     }
 
     /// Deletes `key` (live or expired) under the shard's writer lock, leaving a durable
-    /// tombstone. Returns whether it was in the index.
-    #[allow(clippy::too_many_arguments)]
+    /// tombstone. Returns the tombstone's GSN (from the log append or the slot write, as in
+    /// `put_with`), or None if the key was not in the index.
     pub(crate) fn del(
         &self,
         inner: &Inner,
         w: &mut Writer,
         hash: u64,
         key: &[u8],
-        gsn: u64,
         guard: &Guard,
-    ) -> Result<bool> {
+    ) -> Result<Option<Gsn>> {
         let s = inner.shard_of(hash);
         let Some(node) = self.find(s, hash, key, guard) else {
-            return Ok(false);
+            return Ok(None);
         };
-        match &self.fixed[s] {
+        let gsn = match &self.fixed[s] {
             None => {
                 let h = Header {
-                    gsn,
+                    gsn: 0,
                     expire_at_ms: 0,
                     flags: FLAG_TOMBSTONE,
                     vtype: VTYPE_STRING,
@@ -631,33 +635,44 @@ impl<W: Words> ConstTree<W> {
                     key_len: key.len() as u32,
                     value_len: 0,
                 };
-                let (file, _) = w.append(inner, &h, key, b"")?;
+                let (file, _, gsn) = w.append(inner, &h, key, b"")?;
                 inner.add_dead((node.loc() >> 32) as u32, self.record_len(key.len()));
                 inner.add_dead(file, h.record_len() as u64);
+                gsn
             }
             Some(f) => {
                 let mut f = f.lock();
-                let tomb = f.write(gsn, 0, FLAG_TOMBSTONE, key, &[])?;
+                let (tomb, gsn) = f.write(&inner.gsn, 0, FLAG_TOMBSTONE, key, &[])?;
                 f.free_after(gsn, node.loc());
                 f.tomb_after(gsn, tomb);
+                gsn
             }
-        }
+        };
         let counters = &inner.dbs[self.db];
         if node.expire_at_ms() != 0 {
             counters.expires.fetch_sub(1, Ordering::Relaxed);
         }
         counters.keys.fetch_sub(1, Ordering::Relaxed);
         self.shards[s].remove(node, guard);
-        Ok(true)
+        Ok(Some(gsn))
     }
 
-    /// Removes every key of shard `s` (FLUSHDB / FLUSHALL) under its writer lock. On the
-    /// Bitcask backend the caller's flush marker makes it durable; on the FixedStore every
-    /// used slot's header is zeroed.
-    pub(crate) fn clear_shard(&self, inner: &Inner, s: usize, guard: &Guard) -> Result<()> {
-        if let Some(f) = &self.fixed[s] {
+    /// FLUSHDB / FLUSHALL on the FixedStore, under every shard's writer lock: zeroes every
+    /// used slot's header (that is what makes the flush durable there). The caller does this
+    /// before its flush marker takes a GSN from the log, so a sync round that publishes that
+    /// GSN (it reads `Inner::gsn`, then takes each slot file's lock) finds the zeroing done
+    /// and syncs it.
+    pub(crate) fn zero_slots(&self) -> Result<()> {
+        for f in self.fixed.iter().flatten() {
             f.lock().zero_all()?;
         }
+        Ok(())
+    }
+
+    /// Removes every key of shard `s` from memory (FLUSHDB / FLUSHALL) under its writer lock.
+    /// On the Bitcask backend the caller's flush marker makes it durable; on the FixedStore
+    /// `zero_slots` did.
+    pub(crate) fn clear_shard(&self, inner: &Inner, s: usize, guard: &Guard) -> Result<()> {
         self.shards[s].clear_table(guard);
         let list = &self.shards[s].list;
         let mut cur = list.front(guard);
@@ -754,12 +769,12 @@ impl<W: Words> ConstTree<W> {
                 if !still {
                     continue;
                 }
-                let gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
-                match self.del(inner, &mut w, *hash, key, gsn, &guard) {
-                    Ok(_) => {
+                match self.del(inner, &mut w, *hash, key, &guard) {
+                    Ok(Some(gsn)) => {
                         inner.expired_keys.fetch_add(1, Ordering::Relaxed);
                         last = gsn;
                     }
+                    Ok(None) => {}
                     Err(_) => break,
                 }
             }
@@ -877,10 +892,9 @@ impl AnyConst {
         key: &[u8],
         value: &[u8],
         expire: u64,
-        gsn: u64,
         guard: &Guard,
-    ) -> Result<()> {
-        with_const!(self, t => t.put(inner, w, hash, key, value, expire, gsn, guard))
+    ) -> Result<Gsn> {
+        with_const!(self, t => t.put(inner, w, hash, key, value, expire, guard))
     }
 
     pub(crate) fn del(
@@ -889,14 +903,17 @@ impl AnyConst {
         w: &mut Writer,
         hash: u64,
         key: &[u8],
-        gsn: u64,
         guard: &Guard,
-    ) -> Result<bool> {
-        with_const!(self, t => t.del(inner, w, hash, key, gsn, guard))
+    ) -> Result<Option<Gsn>> {
+        with_const!(self, t => t.del(inner, w, hash, key, guard))
     }
 
     pub(crate) fn clear_shard(&self, inner: &Inner, s: usize, guard: &Guard) -> Result<()> {
         with_const!(self, t => t.clear_shard(inner, s, guard))
+    }
+
+    pub(crate) fn zero_slots(&self) -> Result<()> {
+        with_const!(self, t => t.zero_slots())
     }
 
     pub(crate) fn load(

@@ -20,7 +20,7 @@ use crate::glob::glob_match;
 use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
-use crate::writer::Writer;
+use crate::writer::{Log, Writer};
 
 /// Largest value a record can hold.
 const MAX_VALUE: usize = 1 << 30;
@@ -40,6 +40,7 @@ pub(crate) fn hash_key(key: &[u8]) -> u64 {
 }
 
 pub(crate) struct Shard {
+    /// The shard's writer lock: serialises writes to the shard's keys (taken before `Inner::log`).
     pub writer: Mutex<Writer>,
     /// One skiplist per database. Mutated only under `writer`.
     pub index: Box<[Index]>,
@@ -68,6 +69,8 @@ pub(crate) struct Inner {
     /// Per database: its ConstTree, or None for a VarTree. Empty when no database is a
     /// ConstTree (the VarTree paths then pay one length check).
     pub consts: Box<[Option<crate::const_tree::AnyConst>]>,
+    /// The one log writer every shard appends to (lock order: shard lock, then this).
+    pub log: Mutex<Log>,
     pub dbs: Box<[DbCounters]>,
     /// Every log file on disk, by id. A compacted file leaves this map only after the epoch
     /// says no reader can still hold a location inside it.
@@ -160,14 +163,11 @@ impl Inner {
         (hash % self.nshards as u64) as usize
     }
 
-    #[inline]
-    pub(crate) fn next_gsn(&self) -> Gsn {
-        self.gsn.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// One group-commit round: flush every shard's buffer and, if `fsync`, fdatasync every
-    /// file written since the last round, then the directory if a file was created, then
-    /// publish durability. One fdatasync covers every write buffered before the round began.
+    /// One group-commit round: flush the log's buffer and, if `fsync`, fdatasync every file
+    /// written since the last round (the active log; also the one sealed since, if any; and
+    /// the FixedStore slot files written since), then the directory if a file was created,
+    /// then publish durability. One log fdatasync covers every write buffered before the
+    /// round began.
     pub(crate) fn sync_round(&self, fsync: bool) -> Result<Gsn> {
         let published = self.sync_round_locked(fsync)?;
         if published {
@@ -181,25 +181,26 @@ impl Inner {
     fn sync_round_locked(&self, fsync: bool) -> Result<bool> {
         let _round = self.sync_round.lock();
         self.check_writable()?;
-        // Every write with a GSN <= target appended to its buffer under its shard lock before
-        // releasing it, so locking each shard below sees it.
-        let target = self.gsn.load(Ordering::SeqCst);
-        let mut files: Vec<Arc<DataFile>> = Vec::new();
-        for s in self.shards.iter() {
-            let mut w = s.writer.lock();
-            w.flush(self)?;
-            if fsync {
-                files.append(&mut w.unsynced);
+        // GSNs are handed out under the log lock as records are appended, so under it every
+        // write with a GSN <= target is in the buffer or already written to the OS. The lock
+        // is held only for the write to the OS, never across the fdatasync: writes that
+        // arrive meanwhile form the next group.
+        let (target, files) = {
+            let mut log = self.log.lock();
+            log.flush(self)?;
+            let target = self.gsn.load(Ordering::SeqCst);
+            if !fsync {
+                return Ok(false);
             }
-        }
-        if !fsync {
-            return Ok(false);
-        }
-        // FixedStore slot files written since the last round (their writes with a GSN <=
-        // target completed under the shard locks taken above).
+            (target, std::mem::take(&mut log.unsynced))
+        };
+        // FixedStore slot files written since the last round. A slot write takes its GSN and
+        // does its pwrite under its FixedStore's own lock (never across an fdatasync), so
+        // once each of those locks has been taken after `target` was read, every slot write
+        // with a GSN <= target has completed. No shard lock is taken.
         let slot_files = crate::fixed::dirty_files(self);
         for (path, f) in &slot_files {
-            if let Err(e) = self.seam.datasync(f) {
+            if let Err(e) = self.seam.datasync_slots(f) {
                 let msg = format!("fsync failed on {}: {e}", path.display());
                 self.fail(msg.clone());
                 return Err(Error::WritesRefused(msg));
@@ -280,23 +281,17 @@ impl Inner {
     }
 
     /// The value of an entry: inline, from the write buffer, or through the block cache.
-    /// `held`: the shard writers the caller holds locked (reading a buffered record must not
-    /// lock them again).
-    pub(crate) fn entry_value(&self, key_len: usize, e: &Entry, held: &[&Writer]) -> Result<Bytes> {
+    /// Takes the log lock if the record is still in the write buffer (callers may hold a
+    /// shard lock: that is the lock order).
+    pub(crate) fn entry_value(&self, key_len: usize, e: &Entry) -> Result<Bytes> {
         if let Some(v) = e.inline() {
             return Ok(Bytes::copy_from_slice(v));
         }
         let off = e.offset as u64 + (RECORD_HEADER + key_len) as u64;
-        self.read_value(e.file, off, e.value_len as usize, held)
+        self.read_value(e.file, off, e.value_len as usize)
     }
 
-    pub(crate) fn read_value(
-        &self,
-        file: u32,
-        off: u64,
-        len: usize,
-        held: &[&Writer],
-    ) -> Result<Bytes> {
+    pub(crate) fn read_value(&self, file: u32, off: u64, len: usize) -> Result<Bytes> {
         if len == 0 {
             return Ok(Bytes::new());
         }
@@ -317,16 +312,11 @@ impl Inner {
             });
         };
         if off + len as u64 > f.len() {
-            // Not written to the OS yet: serve it from the shard's write buffer.
-            if let Some(w) = held.iter().find(|w| w.shard == f.shard) {
-                if let Some(b) = w.read_buffered(file, off, len) {
-                    return Ok(Bytes::copy_from_slice(b));
-                }
-            } else {
-                let w = self.shards[f.shard as usize].writer.lock();
-                if let Some(b) = w.read_buffered(file, off, len) {
-                    return Ok(Bytes::copy_from_slice(b));
-                }
+            // Not written to the OS yet: serve it from the log's write buffer (if it was
+            // flushed meanwhile, `flushed` was raised first and the pread below finds it).
+            let log = self.log.lock();
+            if let Some(b) = log.read_buffered(file, off, len) {
+                return Ok(Bytes::copy_from_slice(b));
             }
         }
         if len >= CACHE_BYPASS {
@@ -343,7 +333,10 @@ impl Inner {
             let data = match self.cache.get(file, blk, to as usize) {
                 Some(d) => d,
                 None => {
-                    let mut v = vec![0u8; BLOCK as usize];
+                    // Never past what was written: the rest of a preallocated log reads as
+                    // zeros, and a block cached with them would hide records written later.
+                    let avail = f.len().saturating_sub(bstart).min(BLOCK) as usize;
+                    let mut v = vec![0u8; avail];
                     let n = f.read_at_most(&mut v, bstart)?;
                     v.truncate(n);
                     let d = Bytes::from(v);
@@ -406,7 +399,7 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `key = value` in `db` under the shard's lock `w`.
+    /// Writes `key = value` in `db` under the shard's lock `w`; returns the write's GSN.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn put_locked(
         &self,
@@ -416,12 +409,11 @@ impl Inner {
         key: &[u8],
         value: &[u8],
         expire_at_ms: u64,
-        gsn: Gsn,
         guard: &Guard,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         let idx = &self.shards[self.shard_of(hash)].index[db];
         let existing = find(idx, hash, key, guard);
-        self.put_with(w, db, hash, key, value, expire_at_ms, gsn, guard, existing)
+        self.put_with(w, db, hash, key, value, expire_at_ms, guard, existing)
     }
 
     /// `put_locked` with the key's node already looked up under the same lock hold.
@@ -434,12 +426,11 @@ impl Inner {
         key: &[u8],
         value: &[u8],
         expire_at_ms: u64,
-        gsn: Gsn,
         guard: &Guard,
         existing: Option<Node<'_>>,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         let h = Header {
-            gsn,
+            gsn: 0,
             expire_at_ms,
             flags: 0,
             vtype: VTYPE_STRING,
@@ -447,7 +438,7 @@ impl Inner {
             key_len: key.len() as u32,
             value_len: value.len() as u32,
         };
-        let (file, offset) = w.append(self, &h, key, value)?;
+        let (file, offset, gsn) = w.append(self, &h, key, value)?;
         let entry = self.make_entry(file, offset, value, expire_at_ms);
         match existing {
             Some(node) => self.replace_entry(db, key.len(), node.value(), entry, guard),
@@ -457,7 +448,7 @@ impl Inner {
                 self.count_new(db, expire_at_ms);
             }
         }
-        Ok(())
+        Ok(gsn)
     }
 
     /// Plain SET (no condition, no KEEPTTL, no GET): one skiplist search, which finds the
@@ -471,11 +462,10 @@ impl Inner {
         key: &[u8],
         value: &[u8],
         expire_at_ms: u64,
-        gsn: Gsn,
         guard: &Guard,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         let h = Header {
-            gsn,
+            gsn: 0,
             expire_at_ms,
             flags: 0,
             vtype: VTYPE_STRING,
@@ -483,7 +473,7 @@ impl Inner {
             key_len: key.len() as u32,
             value_len: value.len() as u32,
         };
-        let (file, offset) = w.append(self, &h, key, value)?;
+        let (file, offset, gsn) = w.append(self, &h, key, value)?;
         let entry = self.make_entry(file, offset, value, expire_at_ms);
         let idx = &self.shards[self.shard_of(hash)].index[db];
         match find(idx, hash, key, guard) {
@@ -493,7 +483,7 @@ impl Inner {
                 self.count_new(db, expire_at_ms);
             }
         }
-        Ok(())
+        Ok(gsn)
     }
 
     fn count_new(&self, db: usize, expire_at_ms: u64) {
@@ -529,22 +519,20 @@ impl Inner {
     }
 
     /// Deletes `key` in `db` under the shard's lock `w`, writing a tombstone if it is in the
-    /// index (expired or not). Returns whether it was in the index.
+    /// index (expired or not). Returns the tombstone's GSN, or None if the key was not there.
     pub(crate) fn del_locked(
         &self,
         w: &mut Writer,
         db: usize,
         hash: u64,
         key: &[u8],
-        gsn: Gsn,
         guard: &Guard,
-    ) -> Result<bool> {
+    ) -> Result<Option<Gsn>> {
         let idx = &self.shards[self.shard_of(hash)].index[db];
         let Some(node) = find(idx, hash, key, guard) else {
-            return Ok(false);
+            return Ok(None);
         };
-        self.del_with(w, db, key, gsn, guard, node)?;
-        Ok(true)
+        self.del_with(w, db, key, guard, node).map(Some)
     }
 
     /// `del_locked` with the key's node already looked up under the same lock hold.
@@ -553,12 +541,11 @@ impl Inner {
         w: &mut Writer,
         db: usize,
         key: &[u8],
-        gsn: Gsn,
         guard: &Guard,
         node: Node<'_>,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         let h = Header {
-            gsn,
+            gsn: 0,
             expire_at_ms: 0,
             flags: FLAG_TOMBSTONE,
             vtype: VTYPE_STRING,
@@ -566,7 +553,7 @@ impl Inner {
             key_len: key.len() as u32,
             value_len: 0,
         };
-        let (file, _) = w.append(self, &h, key, b"")?;
+        let (file, _, gsn) = w.append(self, &h, key, b"")?;
         let old = node.value().load(guard);
         self.add_dead(old.file, old.record_len(key.len()));
         // The tombstone itself is dead weight from the start.
@@ -577,7 +564,7 @@ impl Inner {
         }
         counters.keys.fetch_sub(1, Ordering::Relaxed);
         self.shards[self.shard_of(node.hash)].index[db].remove(node, guard);
-        Ok(())
+        Ok(gsn)
     }
 
     /// Locks the shards of `hashes` in shard order (the one lock order every multi-shard
@@ -612,7 +599,7 @@ pub struct Engine {
 
 impl Engine {
     /// Opens (creating if needed) the data directory and recovers its contents: hint files
-    /// for sealed logs, a CRC-checked scan of each shard's active log (a torn tail is cut).
+    /// for sealed logs, a CRC-checked scan of the active log (a torn tail is cut).
     ///
     /// # Errors
     /// `Error::Config` for an unusable config (a tree setting beyond `databases`, a ConstTree
@@ -698,7 +685,7 @@ impl Engine {
         }
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some(inner.entry_value(key.len(), e, &[])?)),
+            Some(e) => Ok(Some(inner.entry_value(key.len(), e)?)),
             None => Ok(None),
         }
     }
@@ -715,7 +702,7 @@ impl Engine {
         }
         let guard = epoch::pin();
         match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some((inner.entry_value(key.len(), e, &[])?, e.expiry()))),
+            Some(e) => Ok(Some((inner.entry_value(key.len(), e)?, e.expiry()))),
             None => Ok(None),
         }
     }
@@ -912,8 +899,7 @@ impl Engine {
                 Expiry::At(t) => t.max(1),
                 _ => 0,
             };
-            let gsn = inner.next_gsn();
-            inner.put_blind(&mut w, db, hash, key, value, expire, gsn, &guard)?;
+            let gsn = inner.put_blind(&mut w, db, hash, key, value, expire, &guard)?;
             drop(w);
             self.after_write(gsn);
             return Ok(SetOutcome {
@@ -933,7 +919,7 @@ impl Engine {
             SetCondition::IfPresent => cur.is_some(),
         };
         let old = match (opts.return_old, cur) {
-            (true, Some(e)) => Some(inner.entry_value(key.len(), e, &[&w])?),
+            (true, Some(e)) => Some(inner.entry_value(key.len(), e)?),
             _ => None,
         };
         if !ok {
@@ -948,8 +934,7 @@ impl Engine {
             Expiry::KeepTtl => cur.map_or(0, |e| e.expire_at_ms),
             Expiry::At(t) => t.max(1),
         };
-        let gsn = inner.next_gsn();
-        inner.put_with(&mut w, db, hash, key, value, expire, gsn, &guard, node)?;
+        let gsn = inner.put_with(&mut w, db, hash, key, value, expire, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok(SetOutcome {
@@ -980,8 +965,7 @@ impl Engine {
         // An expired key still gets a tombstone (or an older copy could come back), but
         // reports false like a key that was not there.
         let live = node.value().load(&guard).live(now_ms());
-        let gsn = inner.next_gsn();
-        inner.del_with(&mut w, db, key, gsn, &guard, node)?;
+        let gsn = inner.del_with(&mut w, db, key, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok((live, gsn))
@@ -1022,7 +1006,7 @@ impl Engine {
         let cur_entry = inner.lookup_live(db, hash, key, &guard);
         let cur = match cur_entry {
             Some(e) => Some(Current {
-                value: inner.entry_value(key.len(), e, &[&w])?,
+                value: inner.entry_value(key.len(), e)?,
                 expire_at_ms: e.expiry(),
             }),
             None => None,
@@ -1031,15 +1015,9 @@ impl Engine {
         let (u, r) = f(cur);
         let gsn = match u {
             Update::Keep => 0,
-            Update::Delete => {
-                if inner.lookup(db, hash, key, &guard).is_some() {
-                    let gsn = inner.next_gsn();
-                    inner.del_locked(&mut w, db, hash, key, gsn, &guard)?;
-                    gsn
-                } else {
-                    0
-                }
-            }
+            Update::Delete => inner
+                .del_locked(&mut w, db, hash, key, &guard)?
+                .unwrap_or(0),
             Update::Set { value, expiry } => {
                 inner.check_sizes(key, &value)?;
                 let expire = match expiry {
@@ -1047,25 +1025,19 @@ impl Engine {
                     Expiry::KeepTtl => cur_entry.map_or(0, |e| e.expire_at_ms),
                     Expiry::At(t) => t.max(1),
                 };
-                let gsn = inner.next_gsn();
-                inner.put_locked(&mut w, db, hash, key, &value, expire, gsn, &guard)?;
-                gsn
+                inner.put_locked(&mut w, db, hash, key, &value, expire, &guard)?
             }
             Update::SetExpiry(at) => match cur_value {
                 None => 0,
-                Some(v) => {
-                    let gsn = inner.next_gsn();
-                    match at {
-                        Some(t) if t <= now_ms() => {
-                            inner.del_locked(&mut w, db, hash, key, gsn, &guard)?;
-                        }
-                        _ => {
-                            let expire = at.unwrap_or(0);
-                            inner.put_locked(&mut w, db, hash, key, &v, expire, gsn, &guard)?;
-                        }
+                Some(v) => match at {
+                    Some(t) if t <= now_ms() => inner
+                        .del_locked(&mut w, db, hash, key, &guard)?
+                        .unwrap_or(0),
+                    _ => {
+                        let expire = at.unwrap_or(0);
+                        inner.put_locked(&mut w, db, hash, key, &v, expire, &guard)?
                     }
-                    gsn
-                }
+                },
             },
         };
         drop(w);
@@ -1108,15 +1080,12 @@ impl Engine {
         if only_if_absent && inner.lookup_live(db, hd, dst, &guard).is_some() {
             return Ok((RenameOutcome::TargetExists, 0));
         }
-        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
-        let value = inner.entry_value(src.len(), se, &held)?;
+        let value = inner.entry_value(src.len(), se)?;
         let expire = se.expire_at_ms;
-        let g1 = inner.next_gsn();
         let wd = writer_for(&mut locks, inner.shard_of(hd));
-        inner.put_locked(wd, db, hd, dst, &value, expire, g1, &guard)?;
-        let g2 = inner.next_gsn();
+        let g1 = inner.put_locked(wd, db, hd, dst, &value, expire, &guard)?;
         let ws = writer_for(&mut locks, inner.shard_of(hs));
-        inner.del_locked(ws, db, hs, src, g2, &guard)?;
+        let g2 = inner.del_locked(ws, db, hs, src, &guard)?.unwrap_or(g1);
         drop(locks);
         self.after_write(g2);
         Ok((RenameOutcome::Renamed, g2))
@@ -1154,11 +1123,9 @@ impl Engine {
         if !replace && inner.lookup_live(dst_db, hd, dst, &guard).is_some() {
             return Ok((false, 0));
         }
-        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
-        let value = inner.entry_value(src.len(), se, &held)?;
-        let gsn = inner.next_gsn();
+        let value = inner.entry_value(src.len(), se)?;
         let wd = writer_for(&mut locks, inner.shard_of(hd));
-        inner.put_locked(wd, dst_db, hd, dst, &value, se.expire_at_ms, gsn, &guard)?;
+        let gsn = inner.put_locked(wd, dst_db, hd, dst, &value, se.expire_at_ms, &guard)?;
         drop(locks);
         self.after_write(gsn);
         Ok((true, gsn))
@@ -1188,20 +1155,12 @@ impl Engine {
         if inner.lookup_live(dst_db, hash, key, &guard).is_some() {
             return Ok((false, 0));
         }
-        let value = inner.entry_value(key.len(), se, &[&w])?;
-        let g1 = inner.next_gsn();
-        inner.put_locked(
-            &mut w,
-            dst_db,
-            hash,
-            key,
-            &value,
-            se.expire_at_ms,
-            g1,
-            &guard,
-        )?;
-        let g2 = inner.next_gsn();
-        inner.del_locked(&mut w, src_db, hash, key, g2, &guard)?;
+        let value = inner.entry_value(key.len(), se)?;
+        let expire = se.expire_at_ms;
+        let g1 = inner.put_locked(&mut w, dst_db, hash, key, &value, expire, &guard)?;
+        let g2 = inner
+            .del_locked(&mut w, src_db, hash, key, &guard)?
+            .unwrap_or(g1);
         drop(w);
         self.after_write(g2);
         Ok((true, g2))
@@ -1240,17 +1199,16 @@ impl Engine {
         }
         let mut gsn = 0;
         for ((k, v), &h) in pairs.iter().zip(&hashes) {
-            gsn = inner.next_gsn();
             let w = writer_for(&mut locks, inner.shard_of(h));
-            inner.put_locked(w, db, h, k, v, 0, gsn, &guard)?;
+            gsn = inner.put_locked(w, db, h, k, v, 0, &guard)?;
         }
         drop(locks);
         self.after_write(gsn);
         Ok((true, gsn))
     }
 
-    /// FLUSHDB (Some(db)) / FLUSHALL (None). A flush marker goes into every shard's log, so
-    /// recovery drops every older record of the database(s).
+    /// FLUSHDB (Some(db)) / FLUSHALL (None). A flush marker goes into the log, so recovery
+    /// drops every older record of the database(s).
     ///
     /// # Errors
     /// As `set`.
@@ -1259,11 +1217,10 @@ impl Engine {
         if let Some(d) = db {
             inner.check_db(d)?;
         }
-        let mut locks: Vec<_> = inner.shards.iter().map(|s| s.writer.lock()).collect();
+        let locks: Vec<_> = inner.shards.iter().map(|s| s.writer.lock()).collect();
         inner.check_writable()?;
-        let gsn = inner.next_gsn();
         let h = Header {
-            gsn,
+            gsn: 0,
             expire_at_ms: 0,
             flags: FLAG_FLUSH,
             vtype: VTYPE_STRING,
@@ -1275,10 +1232,18 @@ impl Engine {
             Some(d) => vec![d],
             None => (0..inner.databases).collect(),
         };
+        // A FixedStore database's flush is its zeroed slots, not the marker: zero them first,
+        // so the zeroing is complete before the marker's GSN exists (see `zero_slots`).
+        for &d in &dbs {
+            if let Some(t) = inner.const_tree(d) {
+                t.zero_slots()?;
+            }
+        }
+        // Every shard lock is held: no write can slip between the marker and the clearing.
+        let (file, _, gsn) = inner.log.lock().append(inner, &h, b"", b"")?;
+        inner.add_dead(file, h.record_len() as u64);
         let mut guard = epoch::pin();
-        for (si, w) in locks.iter_mut().enumerate() {
-            let (file, _) = w.append(inner, &h, b"", b"")?;
-            inner.add_dead(file, h.record_len() as u64);
+        for si in 0..locks.len() {
             for &d in &dbs {
                 inner.shards[si].index[d].clear(&mut guard, |k, g| {
                     let old = k.value().load(g);
@@ -1428,6 +1393,15 @@ impl Engine {
             self.inner.sync_round(true).map(|_| ())
         };
         synced?;
+        // The active log ends at its last record once closed (no preallocated zeros).
+        {
+            let mut log = self.inner.log.lock();
+            log.trim()?;
+            log.active
+                .file
+                .sync_all()
+                .map_err(|e| Error::io(&log.active.path, e))?;
+        }
         crate::maint::write_pending_hints(&self.inner)?;
         crate::maint::delete_retired(&self.inner)?;
         Ok(())
@@ -1446,5 +1420,105 @@ impl Drop for Engine {
     /// Without `close()` this is a crash: threads stop, buffers are dropped unwritten.
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// One group-commit round over writes to every shard and several databases costs one
+    /// data-file fdatasync (the shared log), not one per shard.
+    #[test]
+    fn one_sync_round_is_one_fdatasync_whatever_the_shard_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 16,
+            sync_mode: SyncMode::No,
+            ..Config::default()
+        };
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        // The first round also fsyncs the directory (the new log's entry); not counted here.
+        e.sync_all().unwrap();
+        let inner = &*e.inner;
+        let mut shards_hit = std::collections::BTreeSet::new();
+        for i in 0..200u32 {
+            let key = format!("key-{i}");
+            shards_hit.insert(inner.shard_of(hash_key(key.as_bytes())));
+            e.set(i as usize % 4, key.as_bytes(), b"v", SetOptions::default())
+                .unwrap();
+        }
+        assert_eq!(shards_hit.len(), 16, "the writes must touch every shard");
+        for _ in 0..3 {
+            let before = inner.seam.datasyncs();
+            let g = e.last_gsn();
+            assert!(e.sync_all().unwrap() >= g);
+            assert_eq!(
+                inner.seam.datasyncs() - before,
+                1,
+                "one round, one fdatasync"
+            );
+            e.set(0, b"again", b"v", SetOptions::default()).unwrap();
+        }
+        // A round with nothing written since the last one needs no fdatasync at all.
+        e.sync_all().unwrap();
+        let before = inner.seam.datasyncs();
+        e.sync_all().unwrap();
+        assert_eq!(inner.seam.datasyncs(), before);
+        e.close().unwrap();
+    }
+
+    /// While one round's fdatasync runs, writes are accepted (the log lock is not held
+    /// across it) and form the next group, made durable by the next round.
+    #[test]
+    fn writes_go_on_during_an_fdatasync_and_form_the_next_group() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 4,
+            sync_mode: SyncMode::Always,
+            ..Config::default()
+        };
+        let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+        e.sync_all().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Gsn>();
+        e.on_durable(Arc::new(move || {
+            let _ = tx.send(0);
+        }));
+        e.hold_syncs(true);
+        let first = e.set(0, b"first", b"v", SetOptions::default()).unwrap().gsn;
+        // The sync thread is now inside the round's fdatasync, held there.
+        assert!(e.inner.seam.wait_held(1, Duration::from_secs(10)));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let e2 = e.clone();
+        let writer = std::thread::spawn(move || {
+            let mut last = 0;
+            for i in 0..100u32 {
+                let k = format!("during-{i}");
+                last = e2
+                    .set(0, k.as_bytes(), b"v", SetOptions::default())
+                    .unwrap()
+                    .gsn;
+                assert_eq!(e2.get(0, k.as_bytes()).unwrap().as_deref(), Some(&b"v"[..]));
+            }
+            let _ = done_tx.send(last);
+        });
+        let last = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("writes blocked while an fdatasync ran");
+        writer.join().unwrap();
+        assert!(
+            e.durable_gsn() < first,
+            "durable before its fdatasync returned"
+        );
+        e.hold_syncs(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while e.durable_gsn() < last {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "the next group never became durable");
+            let _ = rx.recv_timeout(left);
+        }
+        Arc::into_inner(e).unwrap().close().unwrap();
     }
 }

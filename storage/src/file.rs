@@ -32,10 +32,18 @@ pub(crate) fn parse_name(name: &str) -> Option<(u32, &str)> {
 /// known point (a slow disk, made deterministic).
 #[derive(Default)]
 pub(crate) struct SyncSeam {
+    /// fdatasyncs of log and hint files issued through the seam (directory fsyncs are not
+    /// counted): tests check that one group-commit round costs one.
+    datasyncs: AtomicU64,
+    /// fdatasyncs of FixedStore slot files (counted apart from the log's).
+    slot_datasyncs: AtomicU64,
     fail_next: AtomicBool,
     holding: AtomicBool,
     hold: parking_lot::Mutex<bool>,
     released: parking_lot::Condvar,
+    /// Syncs that have waited at the hold so far (under `hold`), announced on `entered`.
+    held_syncs: AtomicU64,
+    entered: parking_lot::Condvar,
 }
 
 impl SyncSeam {
@@ -53,17 +61,52 @@ impl SyncSeam {
         }
     }
 
+    /// fdatasync of a log or hint file.
     pub(crate) fn datasync(&self, file: &File) -> io::Result<()> {
+        self.datasync_counted(file, &self.datasyncs)
+    }
+
+    /// fdatasync of a FixedStore slot file (same hold and failure injection as the logs').
+    pub(crate) fn datasync_slots(&self, file: &File) -> io::Result<()> {
+        self.datasync_counted(file, &self.slot_datasyncs)
+    }
+
+    fn datasync_counted(&self, file: &File, counter: &AtomicU64) -> io::Result<()> {
         if self.holding.load(Ordering::Acquire) {
             let mut h = self.hold.lock();
+            if *h {
+                self.held_syncs.fetch_add(1, Ordering::SeqCst);
+                self.entered.notify_all();
+            }
             while *h {
                 self.released.wait(&mut h);
             }
         }
+        counter.fetch_add(1, Ordering::Relaxed);
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         file.sync_data()
+    }
+
+    /// Waits (up to `timeout`) until at least `n` syncs have waited at the hold; false if
+    /// they did not in time.
+    #[cfg(test)]
+    pub(crate) fn wait_held(&self, n: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut h = self.hold.lock();
+        while self.held_syncs.load(Ordering::SeqCst) < n {
+            if self.entered.wait_until(&mut h, deadline).timed_out() {
+                return self.held_syncs.load(Ordering::SeqCst) >= n;
+            }
+        }
+        true
+    }
+
+    /// fdatasyncs of log and hint files issued through the seam so far.
+    #[cfg(test)]
+    pub(crate) fn datasyncs(&self) -> u64 {
+        self.datasyncs.load(Ordering::Relaxed)
     }
 
     /// fsync a directory: makes new files, renames and unlinks in it durable (hazard 3).
@@ -75,10 +118,27 @@ impl SyncSeam {
     }
 }
 
+/// Allocates `[from, to)` of `file` (zero-filled, the file size becomes at least `to`), so
+/// writes there change no file size.
+pub(crate) fn fallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (
+        libc::off_t::try_from(from),
+        libc::off_t::try_from(to - from),
+    ) else {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    };
+    // SAFETY: fallocate on a valid open descriptor owned by `file`; no memory is involved.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// One log file.
 pub(crate) struct DataFile {
     pub id: u32,
-    pub shard: u32,
     pub path: PathBuf,
     pub file: File,
     /// Bytes written to the OS (readers may pread below this).
@@ -90,7 +150,7 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
-    pub(crate) fn create(dir: &Path, id: u32, shard: u32, header: &[u8]) -> Result<DataFile> {
+    pub(crate) fn create(dir: &Path, id: u32, header: &[u8]) -> Result<DataFile> {
         let path = log_path(dir, id);
         let file = OpenOptions::new()
             .read(true)
@@ -102,7 +162,6 @@ impl DataFile {
             .map_err(|e| Error::io(&path, e))?;
         Ok(DataFile {
             id,
-            shard,
             path,
             file,
             flushed: AtomicU64::new(header.len() as u64),
@@ -111,7 +170,7 @@ impl DataFile {
         })
     }
 
-    pub(crate) fn open_existing(path: PathBuf, id: u32, shard: u32, len: u64) -> Result<DataFile> {
+    pub(crate) fn open_existing(path: PathBuf, id: u32, len: u64) -> Result<DataFile> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -119,7 +178,6 @@ impl DataFile {
             .map_err(|e| Error::io(&path, e))?;
         Ok(DataFile {
             id,
-            shard,
             path,
             file,
             flushed: AtomicU64::new(len),

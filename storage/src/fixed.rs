@@ -10,15 +10,21 @@
 //! only once the new one is durable (the sync round calls `after_sync`). A delete writes a
 //! tombstone to a free slot; once it is durable the old copy's header is zeroed, and the
 //! tombstone's slot is freed only after a later sync round made that zeroing durable (until
-//! then recovery could still find the old copy, and the tombstone is what beats it). The
-//! sync round fdatasyncs the slot files outside every shard lock.
+//! then recovery could still find the old copy, and the tombstone is what beats it).
+//!
+//! The group-commit round (the same one that flushes and fdatasyncs the shared log) takes no
+//! shard lock. A slot write takes its GSN from the engine's counter under its slot file's
+//! lock and does its pwrite under that same lock hold; the round reads the counter (under
+//! the log lock, after flushing the log), then takes each slot file's lock briefly to pick
+//! the files written since the last round, and fdatasyncs them with the log outside every
+//! lock. So every slot write with a GSN at or below the published one is on disk.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::Inner;
 use crate::error::{Error, Result};
@@ -144,7 +150,8 @@ pub(crate) struct Recovered {
 type Best = (u64, u64, bool, u64, Box<[u8]>);
 
 /// One slot file and its allocation state. Lives in a mutex taken under the shard's writer
-/// lock, or by the sync round.
+/// lock, or by the sync round (which takes no shard lock). Never held across the round's
+/// fdatasync, and nothing takes a shard lock or the log lock while holding it.
 pub(crate) struct FixedShard {
     pub path: PathBuf,
     pub file: Arc<File>,
@@ -393,15 +400,18 @@ impl FixedShard {
         Ok(())
     }
 
-    /// Writes a slot (value or tombstone) into a free slot; returns its number.
+    /// Writes a slot (value or tombstone) into a free slot; returns its number and the
+    /// write's GSN, taken from `gsns` (the engine's GSN counter) here, under this slot file's
+    /// lock, just before the pwrite. A sync round reads the counter first and then takes this
+    /// lock, so every slot write with a GSN at or below what it read has completed by then.
     pub(crate) fn write(
         &mut self,
-        gsn: u64,
+        gsns: &AtomicU64,
         expire: u64,
         flags: u8,
         key: &[u8],
         value: &[u8],
-    ) -> Result<u64> {
+    ) -> Result<(u64, u64)> {
         if key.len() > self.max_key {
             return Err(Error::KeyTooLarge {
                 got: key.len(),
@@ -409,6 +419,7 @@ impl FixedShard {
             });
         }
         let slot = self.alloc()?;
+        let gsn = gsns.fetch_add(1, Ordering::SeqCst) + 1;
         let mut buf = std::mem::take(&mut self.scratch);
         encode_slot(
             &mut buf,
@@ -427,7 +438,7 @@ impl FixedShard {
             return Err(Error::io(&self.path, e));
         }
         self.dirty = true;
-        Ok(slot)
+        Ok((slot, gsn))
     }
 
     /// Frees `slot` (an old copy) once `gsn` is durable.
@@ -515,7 +526,9 @@ impl FixedShard {
 }
 
 /// Slot files written since the last sync round (each taken once: a write after this sets
-/// its flag again, for the next round).
+/// its flag again, for the next round). The round calls this after reading the GSN it will
+/// publish: taking each slot file's lock waits out a slot write in progress, whose GSN may
+/// be at or below that one.
 pub(crate) fn dirty_files(inner: &Inner) -> Vec<(PathBuf, Arc<File>)> {
     let mut out = Vec::new();
     for t in inner.consts.iter().flatten() {

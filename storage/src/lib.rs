@@ -6,9 +6,12 @@
 //! - `glob`: Redis glob matching for SCAN MATCH / KEYS.
 //! - `index`: the lock-free index: an ordered skiplist (scans) with a hash table over its nodes
 //!   (point lookups), and the RCU entries they point to.
-//! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md).
-//! - `const_tree`: ConstTree databases (fixed-size values inline in the index, SeqLock reads).
-//! - `fixed`: the FixedStore backend of a ConstTree (formats in docs/format-fixed.md).
+//! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md);
+//!   one active log shared by every shard, so a group-commit round is one fdatasync.
+//! - `const_tree`: ConstTree databases (fixed-size values inline in the index, SeqLock reads),
+//!   on the shared Bitcask log or on the FixedStore.
+//! - `fixed`: the FixedStore backend of a ConstTree (formats in docs/format-fixed.md): slot
+//!   files per (database, shard), fdatasync'd by the same group-commit round as the log.
 //! - `tree`: per-database dispatch between the VarTree paths in `engine` and ConstTrees.
 //! - `cache`: the 4 KiB block cache.
 //! - `recovery`: start-up from hints and log scans.

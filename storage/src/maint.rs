@@ -142,12 +142,12 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
                 if !still {
                     continue;
                 }
-                let gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
-                match inner.del_locked(&mut w, db, hash, key, gsn, &guard) {
-                    Ok(_) => {
+                match inner.del_locked(&mut w, db, hash, key, &guard) {
+                    Ok(Some(gsn)) => {
                         inner.expired_keys.fetch_add(1, Ordering::Relaxed);
                         last = gsn;
                     }
+                    Ok(None) => {}
                     Err(_) => break,
                 }
             }
@@ -254,12 +254,9 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
         inner.fail(msg.clone());
         return Err(Error::WritesRefused(msg));
     }
+    let mut log = inner.log.lock();
     for f in &list {
-        inner.shards[f.shard as usize]
-            .writer
-            .lock()
-            .disk_files
-            .remove(&f.id);
+        log.disk_files.remove(&f.id);
     }
     Ok(())
 }
@@ -316,8 +313,9 @@ pub(crate) fn compact_all(inner: &Inner) -> Result<()> {
     compact_some(inner, usize::MAX, 0.0)
 }
 
-/// Rewrites the live records of a sealed file into its shard's active log. Returns whether
-/// the file is done and may be retired (after a sync). The caller holds `inner.compaction`.
+/// Rewrites the live records of a sealed file into the active log, each under the lock of
+/// its key's shard. Returns whether the file is done and may be retired (after a sync). The
+/// caller holds `inner.compaction`.
 fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
     if inner.files.get(&f.id).is_none()
         || !f.sealed.load(Ordering::Acquire)
@@ -330,22 +328,24 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
     scan_log(&data, true, &f.path, &inner.logger, |h, off, _, _| {
         recs.push((*h, off))
     });
-    let shard = &inner.shards[f.shard as usize];
+    // Tombstones and flush markers are dropped only from the oldest log on disk: any older
+    // copy of their key lives in an older log (hazard 4). Logs only ever leave that set, so
+    // a file that is the oldest now stays the oldest.
+    let oldest = inner.log.lock().disk_files.first() == Some(&f.id);
     for chunk in recs.chunks(256) {
         if inner.shutdown.load(Ordering::SeqCst) {
             return Ok(false); // not retired: the copies made so far are harmless duplicates
         }
-        let mut w = shard.writer.lock();
         inner.check_writable()?;
-        // Tombstones and flush markers are dropped only from the oldest log of the shard:
-        // any older copy of their key lives in an older log (hazard 4).
-        let oldest = w.disk_files.first() == Some(&f.id);
         let guard = epoch::pin();
         for (h, off) in chunk {
             let start = *off as usize;
             let kend = start + RECORD_HEADER + h.key_len as usize;
             let key = &data[start + RECORD_HEADER..kend];
             let value = &data[kend..kend + h.value_len as usize];
+            let hash = crate::engine::hash_key(key);
+            let shard = &inner.shards[inner.shard_of(hash)];
+            let mut w = shard.writer.lock();
             if h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) != 0 {
                 if !oldest {
                     w.append(inner, h, key, value)?;
@@ -356,16 +356,15 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
             if db >= inner.databases {
                 continue;
             }
-            let hash = crate::engine::hash_key(key);
             if let Some(t) = inner.const_tree(db) {
                 // A ConstTree on the Bitcask backend: the same compare-and-swap on the
-                // location its node keeps.
+                // location its node keeps (the copy keeps its GSN).
                 let (s, loc) = (
                     inner.shard_of(hash),
                     crate::const_tree::bitcask_loc(f.id, *off),
                 );
                 if t.loc_of(s, hash, key, &guard) == Some(loc) {
-                    let (nf, noff) = w.append(inner, h, key, value)?;
+                    let (nf, noff, _) = w.append(inner, h, key, value)?;
                     t.set_loc_of(
                         s,
                         hash,
@@ -386,7 +385,7 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
             if cur.file != f.id || cur.offset != *off {
                 continue;
             }
-            let (nf, noff) = w.append(inner, h, key, value)?;
+            let (nf, noff, _) = w.append(inner, h, key, value)?;
             node.value().replace(
                 NewEntry {
                     expire_at_ms: cur.expire_at_ms,

@@ -8,7 +8,7 @@ pub(crate) const RECORD_HEADER: usize = 32;
 /// Record flag: a tombstone (the key was deleted at this GSN).
 pub(crate) const FLAG_TOMBSTONE: u8 = 0x01;
 /// Record flag: a flush marker; every record of `db` (or of every db when db is `DB_ALL`)
-/// with a lower GSN in this shard is dead.
+/// with a lower GSN is dead.
 pub(crate) const FLAG_FLUSH: u8 = 0x02;
 /// Flags a record may carry; anything else is corruption.
 pub(crate) const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH;
@@ -19,8 +19,13 @@ pub(crate) const VTYPE_STRING: u8 = 0;
 
 /// Log file magic.
 pub(crate) const LOG_MAGIC: [u8; 8] = *b"RSPTLOG\0";
-/// Log file format version.
-pub(crate) const LOG_VERSION: u32 = 1;
+/// Log file format version: 2 = one log shared by every shard (the shard field is
+/// `LOG_SHARED`). Version 1 logs (one log set per shard) are still read.
+pub(crate) const LOG_VERSION: u32 = 2;
+/// The first log format version: every shard had its own logs.
+pub(crate) const LOG_VERSION_PER_SHARD: u32 = 1;
+/// The shard field of a version 2 log header: the log holds records of every shard.
+pub(crate) const LOG_SHARED: u32 = 0xFFFF_FFFF;
 /// Bytes in a log file header (magic, version, shard, shards, crc32).
 pub(crate) const LOG_HEADER: usize = 24;
 
@@ -121,11 +126,15 @@ pub(crate) fn decode(b: &[u8]) -> Result<Header, Bad> {
     Ok(h)
 }
 
-/// The log file header.
-pub(crate) fn encode_log_header(shard: u32, shards: u32) -> [u8; LOG_HEADER] {
+/// The header of a (shared, version 2) log file.
+pub(crate) fn encode_log_header(shards: u32) -> [u8; LOG_HEADER] {
+    encode_log_header_version(LOG_VERSION, LOG_SHARED, shards)
+}
+
+pub(crate) fn encode_log_header_version(version: u32, shard: u32, shards: u32) -> [u8; LOG_HEADER] {
     let mut b = [0u8; LOG_HEADER];
     b[0..8].copy_from_slice(&LOG_MAGIC);
-    b[8..12].copy_from_slice(&LOG_VERSION.to_le_bytes());
+    b[8..12].copy_from_slice(&version.to_le_bytes());
     b[12..16].copy_from_slice(&shard.to_le_bytes());
     b[16..20].copy_from_slice(&shards.to_le_bytes());
     let crc = crc32fast::hash(&b[0..20]);
@@ -133,16 +142,34 @@ pub(crate) fn encode_log_header(shard: u32, shards: u32) -> [u8; LOG_HEADER] {
     b
 }
 
-/// Parses a log file header: (shard, shards).
-pub(crate) fn parse_log_header(b: &[u8]) -> Option<(u32, u32)> {
-    if b.len() < LOG_HEADER
-        || b[0..8] != LOG_MAGIC
-        || u32_at(b, 8) != LOG_VERSION
-        || crc32fast::hash(&b[0..20]) != u32_at(b, 20)
-    {
+/// What a log file header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogKind {
+    /// Version 2: one log shared by every shard.
+    Shared {
+        /// Shard count of the directory.
+        shards: u32,
+    },
+    /// Version 1: the log of one shard.
+    PerShard {
+        /// The shard that owns it.
+        shard: u32,
+        /// Shard count of the directory.
+        shards: u32,
+    },
+}
+
+/// Parses a log file header. None if it is not a valid header of a known version.
+pub(crate) fn parse_log_header(b: &[u8]) -> Option<LogKind> {
+    if b.len() < LOG_HEADER || b[0..8] != LOG_MAGIC || crc32fast::hash(&b[0..20]) != u32_at(b, 20) {
         return None;
     }
-    Some((u32_at(b, 12), u32_at(b, 16)))
+    let (shard, shards) = (u32_at(b, 12), u32_at(b, 16));
+    match u32_at(b, 8) {
+        LOG_VERSION if shard == LOG_SHARED => Some(LogKind::Shared { shards }),
+        LOG_VERSION_PER_SHARD if shard != LOG_SHARED => Some(LogKind::PerShard { shard, shards }),
+        _ => None,
+    }
 }
 
 pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
@@ -166,7 +193,9 @@ mod tests {
         assert_eq!(DB_ALL, 0xFFFF);
         assert_eq!(VTYPE_STRING, 0);
         assert_eq!(&LOG_MAGIC, b"RSPTLOG\0");
-        assert_eq!(LOG_VERSION, 1);
+        assert_eq!(LOG_VERSION, 2);
+        assert_eq!(LOG_VERSION_PER_SHARD, 1);
+        assert_eq!(LOG_SHARED, 0xFFFF_FFFF);
         assert_eq!(LOG_HEADER, 24);
     }
 
@@ -194,10 +223,29 @@ mod tests {
         want[0..4].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(out, want);
         assert_eq!(decode(&out), Ok(h));
-        let hdr = encode_log_header(5, 16);
+        let hdr = encode_log_header(16);
         assert_eq!(&hdr[0..8], b"RSPTLOG\0");
-        assert_eq!(&hdr[8..20], &[1, 0, 0, 0, 5, 0, 0, 0, 16, 0, 0, 0]);
-        assert_eq!(parse_log_header(&hdr), Some((5, 16)));
+        assert_eq!(
+            &hdr[8..20],
+            &[2, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 16, 0, 0, 0]
+        );
+        assert_eq!(parse_log_header(&hdr), Some(LogKind::Shared { shards: 16 }));
+        // A version 1 (per-shard) header is still understood.
+        let v1 = encode_log_header_version(1, 5, 16);
+        assert_eq!(&v1[8..20], &[1, 0, 0, 0, 5, 0, 0, 0, 16, 0, 0, 0]);
+        assert_eq!(
+            parse_log_header(&v1),
+            Some(LogKind::PerShard {
+                shard: 5,
+                shards: 16
+            })
+        );
+        // A version that disagrees with its shard field is not.
+        assert_eq!(parse_log_header(&encode_log_header_version(2, 5, 16)), None);
+        assert_eq!(
+            parse_log_header(&encode_log_header_version(1, LOG_SHARED, 16)),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Start-up: rebuild the index from hint files (sealed logs) and CRC-checked scans (the
-//! active log of each shard, and sealed logs without a valid hint). The newest GSN wins for
-//! each key; flush markers drop older records; a torn tail of an active log is cut.
+//! active log, and sealed logs without a valid hint). Every shard's records share the logs;
+//! a record goes to its shard by the hash of its key. The newest GSN wins for each key; flush
+//! markers drop older records; a torn tail of the active log is cut, and the zero-filled
+//! preallocated space after the last record is the expected end of the active log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,8 +20,10 @@ use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam, hint_path, parse_name};
 use crate::hint;
 use crate::index::{Index, NewEntry};
-use crate::record::{self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER};
-use crate::writer::Writer;
+use crate::record::{
+    self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, LogKind, RECORD_HEADER,
+};
+use crate::writer::{Log, Writer};
 
 /// What recovery knows about a key: its newest record so far.
 struct Rec {
@@ -32,10 +36,13 @@ struct Rec {
     inline: Option<Box<[u8]>>,
 }
 
-/// One shard's merge state.
-#[derive(Default)]
+/// The newest record of each (db, key) of one shard.
+type ShardKeys = HashMap<(u16, Box<[u8]>), Rec>;
+
+/// The merge state: per shard, the newest record of each key; the flush markers.
 struct Merge {
-    keys: HashMap<(u16, Box<[u8]>), Rec>,
+    nshards: u64,
+    keys: Vec<ShardKeys>,
     flush_db: HashMap<u16, u64>,
     flush_all: u64,
     max_gsn: u64,
@@ -43,6 +50,17 @@ struct Merge {
 }
 
 impl Merge {
+    fn new(nshards: usize) -> Merge {
+        Merge {
+            nshards: nshards as u64,
+            keys: (0..nshards).map(|_| HashMap::new()).collect(),
+            flush_db: HashMap::new(),
+            flush_all: 0,
+            max_gsn: 0,
+            records: 0,
+        }
+    }
+
     fn add(
         &mut self,
         h: &Header,
@@ -72,7 +90,8 @@ impl Merge {
             tombstone: h.flags & FLAG_TOMBSTONE != 0,
             inline: value.filter(|v| v.len() <= inline_max).map(Into::into),
         };
-        match self.keys.entry((h.db, key.into())) {
+        let shard = (hash_key(key) % self.nshards) as usize;
+        match self.keys[shard].entry((h.db, key.into())) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 if o.get().gsn < h.gsn {
                     *o.get_mut() = rec;
@@ -88,6 +107,9 @@ impl Merge {
 /// Scans the records of a log held in `data`, calling `f` for each valid one. Returns the end
 /// of the last valid record. In a sealed file a bad record is reported and skipped (the scan
 /// resynchronises on the next record whose CRC checks); in an active file the scan stops there.
+/// Zeros from a bad record to the end of the data are the unwritten, preallocated rest of the
+/// log: the scan ends there quietly (the caller decides what to say about a torn record
+/// before them).
 pub(crate) fn scan_log(
     data: &[u8],
     sealed: bool,
@@ -112,7 +134,7 @@ pub(crate) fn scan_log(
                 valid_end = at;
             }
             Err(bad) => {
-                if !sealed {
+                if !sealed || zero_tail(&data[at..]) {
                     break;
                 }
                 slog::error!(logger, "bad record in sealed log, skipped";
@@ -127,6 +149,11 @@ pub(crate) fn scan_log(
         }
     }
     valid_end as u64
+}
+
+/// Whether `b` is all zeros (the unwritten part of a preallocated log).
+pub(crate) fn zero_tail(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
 }
 
 fn read_all(path: &Path) -> Result<Vec<u8>> {
@@ -172,6 +199,25 @@ fn load_hint(dir: &Path, id: u32, m: &mut Merge, inline_max: usize, logger: &slo
     true
 }
 
+/// A log file found at start-up.
+struct Found {
+    id: u32,
+    path: PathBuf,
+    len: u64,
+    /// The owning shard of a version 1 (per-shard) log; None for a shared log.
+    per_shard: Option<u32>,
+}
+
+/// Truncates `path` to `len` and makes it durable.
+fn cut(path: &Path, len: u64) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.set_len(len).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))
+}
+
 pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     let logger = cfg.logger.clone();
     let mut logs: BTreeMap<u32, PathBuf> = BTreeMap::new();
@@ -191,15 +237,15 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     }
     let max_id = logs.keys().next_back().copied().unwrap_or(0);
 
-    // Which shard each log belongs to, from its header.
-    let mut per_shard: BTreeMap<u32, Vec<(u32, PathBuf)>> = BTreeMap::new();
+    // Every log's header: the shard count, and whether it is shared or (version 1) per shard.
+    let mut found: Vec<Found> = Vec::new();
     let mut stored_shards: Option<u32> = None;
     for (&id, path) in &logs {
         let mut hdr = [0u8; LOG_HEADER];
         let len = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
-        let ok = if len >= LOG_HEADER as u64 {
+        let kind = if len >= LOG_HEADER as u64 {
             let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             std::os::unix::fs::FileExt::read_exact_at(&f, &mut hdr, 0)
                 .map_err(|e| Error::io(path, e))?;
@@ -207,18 +253,32 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         } else {
             None
         };
-        match ok {
-            Some((shard, shards)) => {
-                if *stored_shards.get_or_insert(shards) != shards || shard >= shards {
+        // A log created but never written has a header and zeros (preallocation) or nothing.
+        let empty = len <= LOG_HEADER as u64
+            || (kind.is_none() && zero_tail(&read_all(path)?[LOG_HEADER..]));
+        match kind {
+            Some(kind) => {
+                let (per_shard, shards) = match kind {
+                    LogKind::Shared { shards } => (None, shards),
+                    LogKind::PerShard { shard, shards } => (Some(shard), shards),
+                };
+                if *stored_shards.get_or_insert(shards) != shards
+                    || per_shard.is_some_and(|s| s >= shards)
+                {
                     return Err(Error::Corrupt {
                         file: path.clone(),
                         offset: 0,
                         reason: "log header disagrees with the other logs on the shard count",
                     });
                 }
-                per_shard.entry(shard).or_default().push((id, path.clone()));
+                found.push(Found {
+                    id,
+                    path: path.clone(),
+                    len,
+                    per_shard,
+                });
             }
-            None if len <= LOG_HEADER as u64 => {
+            None if empty => {
                 // Created but its header never reached the disk: it holds nothing.
                 slog::warn!(logger, "removing empty log with a torn header"; "file" => %path.display());
                 std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
@@ -242,107 +302,90 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         None => cfg.shards,
     };
     let databases = cfg.databases;
-    let max_file_bytes = cfg.max_file_bytes.clamp(4096, 1 << 31);
-    let inner = Inner {
-        dir: dir.clone(),
-        logger: logger.clone(),
-        databases,
-        nshards,
-        inline_value_max: cfg.inline_value_max,
-        max_key_bytes: cfg.max_key_bytes,
-        max_file_bytes,
-        write_buffer_bytes: cfg.write_buffer_bytes.max(4096),
-        dead_ratio: cfg.compaction_dead_ratio,
-        shards: Box::new([]),
-        consts: Box::new([]),
-        dbs: (0..databases).map(|_| DbCounters::default()).collect(),
-        files: SkipMap::new(),
-        next_file_id: AtomicU32::new(max_id + 1),
-        cache: BlockCache::new(cfg.cache_capacity_bytes),
-        seam: SyncSeam::default(),
-        gsn: AtomicU64::new(0),
-        durable: AtomicU64::new(0),
-        requested: AtomicU64::new(0),
-        sync_mode: AtomicU8::new(match cfg.sync_mode {
-            SyncMode::Always => 0,
-            SyncMode::EverySec => 1,
-            SyncMode::No => 2,
-        }),
-        sync_round: Mutex::new(()),
-        dir_dirty: AtomicBool::new(false),
-        failed: AtomicBool::new(false),
-        failure: Mutex::new(None),
-        hooks: RwLock::new(Vec::new()),
-        syncs: AtomicU64::new(0),
-        last_sync_ms: AtomicU64::new(0),
-        pending_hints: Mutex::new(Vec::new()),
-        retired: Arc::new(Mutex::new(Vec::new())),
-        compaction: Mutex::new(()),
-        compactions: AtomicU64::new(0),
-        expired_keys: AtomicU64::new(0),
-        shutdown: AtomicBool::new(false),
-        sync_thread: Default::default(),
-        maint_thread: Default::default(),
+    let inline_max = cfg.inline_value_max;
+
+    // The logs that were being appended to at the crash, whose tail may be torn: the newest
+    // shared log; in a directory written before logs were shared, the newest log of each
+    // shard (those are then sealed, and a new shared log is started).
+    let active_id = found
+        .iter()
+        .filter(|f| f.per_shard.is_none())
+        .map(|f| f.id)
+        .max();
+    let tails: BTreeSet<u32> = match active_id {
+        Some(id) => BTreeSet::from([id]),
+        None => {
+            let mut newest = BTreeMap::new();
+            for f in &found {
+                newest.insert(f.per_shard, f.id); // ids ascend: the last one wins
+            }
+            newest.into_values().collect()
+        }
     };
-    let mut inner = inner;
-    let mut shards = Vec::with_capacity(nshards);
-    let mut max_gsn = 0u64;
-    let mut total_records = 0u64;
+
+    let mut m = Merge::new(nshards);
+    let mut opened: BTreeMap<u32, Arc<DataFile>> = BTreeMap::new();
+    let mut need_hints: Vec<Arc<DataFile>> = Vec::new();
     let started = std::time::Instant::now();
     let mut last_progress = started;
-    for s in 0..nshards as u32 {
-        let files = per_shard.remove(&s).unwrap_or_default();
-        let mut m = Merge::default();
-        let mut opened: Vec<Arc<DataFile>> = Vec::new();
-        let mut need_hints = Vec::new();
-        let last = files.len().saturating_sub(1);
-        for (i, (id, path)) in files.into_iter().enumerate() {
-            let sealed = i < last;
-            let len = std::fs::metadata(&path)
-                .map_err(|e| Error::io(&path, e))?
-                .len();
-            let mut end = len;
-            if !(sealed && load_hint(&dir, id, &mut m, inner.inline_value_max, &logger)) {
-                let data = read_all(&path)?;
-                end = scan_log(&data, sealed, &path, &logger, |h, off, k, v| {
-                    m.add(h, id, off, k, Some(v), inner.inline_value_max);
-                });
-                if sealed {
-                    need_hints.push(id);
-                    end = len;
-                } else if end < len {
+    for Found { id, path, len, .. } in found {
+        let tail = tails.contains(&id);
+        let mut end = len;
+        let mut hinted = false;
+        if !tail {
+            hinted = load_hint(&dir, id, &mut m, inline_max, &logger);
+        }
+        if !hinted {
+            let data = read_all(&path)?;
+            let valid = scan_log(&data, !tail, &path, &logger, |h, off, k, v| {
+                m.add(h, id, off, k, Some(v), inline_max);
+            });
+            let clean = zero_tail(&data[valid as usize..]);
+            if tail && valid < len {
+                if clean {
+                    // The preallocated space after the last record: expected, not damage.
+                    slog::debug!(logger, "trimmed the preallocated tail of the active log";
+                        "file" => %path.display(), "offset" => valid, "bytes" => len - valid);
+                } else {
                     // Torn or corrupt tail: cut it, so new records follow the last valid one.
                     slog::warn!(logger, "cut the torn tail of a log";
-                        "file" => %path.display(), "offset" => end, "dropped_bytes" => len - end);
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| Error::io(&path, e))?;
-                    f.set_len(end).map_err(|e| Error::io(&path, e))?;
-                    f.sync_all().map_err(|e| Error::io(&path, e))?;
+                        "file" => %path.display(), "offset" => valid, "dropped_bytes" => len - valid);
                 }
-            }
-            let df = Arc::new(DataFile::open_existing(path, id, s, end)?);
-            if !sealed || need_hints.contains(&id) {
-                // Everything recovered is reported durable (durable_gsn starts at the highest
-                // GSN seen): make it so, in case it was only in the page cache at the crash.
-                // (A sealed log with a valid hint was synced before its hint was written.)
-                df.file.sync_data().map_err(|e| Error::io(&df.path, e))?;
-            }
-            df.sealed.store(sealed, Ordering::Relaxed);
-            opened.push(df);
-            if last_progress.elapsed().as_secs() >= 1 {
-                last_progress = std::time::Instant::now();
-                slog::info!(logger, "recovery progress"; "shard" => s, "records" => total_records + m.records,
-                    "elapsed_ms" => started.elapsed().as_millis() as u64);
+                cut(&path, valid)?;
+                end = valid;
+            } else if !tail && clean && valid < len {
+                // A sealed log whose trim to its records did not reach the disk.
+                cut(&path, valid)?;
+                end = valid;
             }
         }
-        total_records += m.records;
-        max_gsn = max_gsn.max(m.max_gsn);
+        let df = Arc::new(DataFile::open_existing(path, id, end)?);
+        if !hinted {
+            // Everything recovered is reported durable (durable_gsn starts at the highest GSN
+            // seen): make it so, in case it was only in the page cache at the crash. (A
+            // sealed log with a valid hint was synced before its hint was written.)
+            df.file.sync_data().map_err(|e| Error::io(&df.path, e))?;
+        }
+        let active = Some(id) == active_id;
+        df.sealed.store(!active, Ordering::Relaxed);
+        if !hinted && !active {
+            need_hints.push(df.clone());
+        }
+        opened.insert(id, df);
+        if last_progress.elapsed().as_secs() >= 1 {
+            last_progress = std::time::Instant::now();
+            slog::info!(logger, "recovery progress"; "file" => id, "records" => m.records,
+                "elapsed_ms" => started.elapsed().as_millis() as u64);
+        }
+    }
+
+    let dbs: Box<[DbCounters]> = (0..databases).map(|_| DbCounters::default()).collect();
+    let mut live: HashMap<u32, u64> = HashMap::new();
+    let mut shards = Vec::with_capacity(nshards);
+    for keys in std::mem::take(&mut m.keys) {
         let index: Box<[_]> = (0..databases).map(|_| Index::new()).collect();
-        let mut live: HashMap<u32, u64> = HashMap::new();
         let guard = epoch::pin();
-        for ((db, key), rec) in m.keys {
+        for ((db, key), rec) in keys {
             let flushed_at = m.flush_all.max(m.flush_db.get(&db).copied().unwrap_or(0));
             if rec.tombstone || rec.gsn < flushed_at {
                 continue;
@@ -352,10 +395,10 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 continue;
             }
             let mut inline = rec.inline;
-            if rec.value_len as usize > inner.inline_value_max {
+            if rec.value_len as usize > inline_max {
                 inline = None;
             } else if inline.is_none() {
-                let Some(df) = opened.iter().find(|f| f.id == rec.file) else {
+                let Some(df) = opened.get(&rec.file) else {
                     continue;
                 };
                 let mut v = vec![0u8; rec.value_len as usize];
@@ -367,7 +410,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             }
             *live.entry(rec.file).or_default() +=
                 (RECORD_HEADER + key.len() + rec.value_len as usize) as u64;
-            let c = &inner.dbs[db as usize];
+            let c = &dbs[db as usize];
             c.keys.fetch_add(1, Ordering::Relaxed);
             if rec.expire_at_ms != 0 {
                 c.expires.fetch_add(1, Ordering::Relaxed);
@@ -382,56 +425,215 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             index[db as usize].insert_new(hash_key(&key), &key, e, &guard);
         }
         drop(guard);
-        for f in &opened {
-            let body = f.len().saturating_sub(LOG_HEADER as u64);
-            let l = live.get(&f.id).copied().unwrap_or(0);
-            f.dead.store(body.saturating_sub(l), Ordering::Relaxed);
-            inner.files.insert(f.id, f.clone());
-        }
-        let disk_files: BTreeSet<u32> = opened.iter().map(|f| f.id).collect();
-        let active = match opened.last() {
-            Some(f) => f.clone(),
-            None => {
-                let id = inner.next_file_id.fetch_add(1, Ordering::SeqCst);
-                let header = record::encode_log_header(s, nshards as u32);
-                let f = Arc::new(DataFile::create(&dir, id, s, &header)?);
-                inner.dir_dirty.store(true, Ordering::SeqCst);
-                inner.files.insert(id, f.clone());
-                f
-            }
-        };
-        let mut disk_files = disk_files;
-        disk_files.insert(active.id);
-        {
-            let mut ph = inner.pending_hints.lock();
-            for f in &opened {
-                if need_hints.contains(&f.id) {
-                    ph.push(f.clone());
-                }
-            }
-        }
-        let buf_start = active.len();
         shards.push(Shard {
-            writer: Mutex::new(Writer {
-                shard: s,
-                unsynced: vec![active.clone()],
-                active,
-                buf: Vec::with_capacity(inner.write_buffer_bytes),
-                buf_start,
-                disk_files,
-            }),
+            writer: Mutex::new(Writer),
             index,
         });
     }
-    for (s, files) in per_shard {
-        slog::error!(logger, "logs of a shard beyond the stored shard count ignored"; "shard" => s, "files" => files.len());
+
+    let files = SkipMap::new();
+    for f in opened.values() {
+        let body = f.len().saturating_sub(LOG_HEADER as u64);
+        let l = live.get(&f.id).copied().unwrap_or(0);
+        f.dead.store(body.saturating_sub(l), Ordering::Relaxed);
+        files.insert(f.id, f.clone());
     }
-    inner.shards = shards.into_boxed_slice();
-    inner.gsn.store(max_gsn, Ordering::SeqCst);
-    inner.durable.store(max_gsn, Ordering::SeqCst);
-    inner.requested.store(max_gsn, Ordering::SeqCst);
-    slog::info!(logger, "recovered"; "dir" => %dir.display(), "records" => total_records,
+    let mut disk_files: BTreeSet<u32> = opened.keys().copied().collect();
+    let mut next_id = max_id + 1;
+    let mut dir_dirty = false;
+    let active = match active_id.and_then(|id| opened.get(&id)) {
+        Some(f) => f.clone(),
+        None => {
+            let id = next_id;
+            next_id += 1;
+            let header = record::encode_log_header(nshards as u32);
+            let f = Arc::new(DataFile::create(&dir, id, &header)?);
+            // Durable once the directory is fsynced: the first sync round does it.
+            dir_dirty = true;
+            files.insert(id, f.clone());
+            disk_files.insert(id);
+            f
+        }
+    };
+    let max_gsn = m.max_gsn;
+    let write_buffer_bytes = cfg.write_buffer_bytes.max(4096);
+    let log = Log {
+        buf: Vec::with_capacity(write_buffer_bytes),
+        buf_start: active.len(),
+        unsynced: vec![active.clone()],
+        alloc_end: active.len(),
+        no_prealloc: false,
+        active,
+        disk_files,
+    };
+    let inner = Inner {
+        dir: dir.clone(),
+        logger: logger.clone(),
+        databases,
+        nshards,
+        inline_value_max: inline_max,
+        max_key_bytes: cfg.max_key_bytes,
+        max_file_bytes: cfg.max_file_bytes.clamp(4096, 1 << 31),
+        write_buffer_bytes,
+        dead_ratio: cfg.compaction_dead_ratio,
+        shards: shards.into_boxed_slice(),
+        // ConstTree databases are attached after recovery (`tree::attach_const_trees`).
+        consts: Box::new([]),
+        log: Mutex::new(log),
+        dbs,
+        files,
+        next_file_id: AtomicU32::new(next_id),
+        cache: BlockCache::new(cfg.cache_capacity_bytes),
+        seam: SyncSeam::default(),
+        gsn: AtomicU64::new(max_gsn),
+        durable: AtomicU64::new(max_gsn),
+        requested: AtomicU64::new(max_gsn),
+        sync_mode: AtomicU8::new(match cfg.sync_mode {
+            SyncMode::Always => 0,
+            SyncMode::EverySec => 1,
+            SyncMode::No => 2,
+        }),
+        sync_round: Mutex::new(()),
+        dir_dirty: AtomicBool::new(dir_dirty),
+        failed: AtomicBool::new(false),
+        failure: Mutex::new(None),
+        hooks: RwLock::new(Vec::new()),
+        syncs: AtomicU64::new(0),
+        last_sync_ms: AtomicU64::new(0),
+        pending_hints: Mutex::new(need_hints),
+        retired: Arc::new(Mutex::new(Vec::new())),
+        compaction: Mutex::new(()),
+        compactions: AtomicU64::new(0),
+        expired_keys: AtomicU64::new(0),
+        shutdown: AtomicBool::new(false),
+        sync_thread: Default::default(),
+        maint_thread: Default::default(),
+    };
+    slog::info!(logger, "recovered"; "dir" => %dir.display(), "records" => m.records,
         "keys" => inner.dbs.iter().map(|c| c.keys.load(Ordering::Relaxed)).sum::<u64>(),
         "last_gsn" => max_gsn, "elapsed_ms" => started.elapsed().as_millis() as u64);
     Ok(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::config::Config;
+    use crate::engine::{Engine, hash_key};
+    use crate::record::{self, Header, LogKind};
+    use crate::types::SetOptions;
+
+    fn rec(out: &mut Vec<u8>, gsn: u64, flags: u8, db: u16, key: &[u8], value: &[u8]) {
+        let h = Header {
+            gsn,
+            expire_at_ms: 0,
+            flags,
+            vtype: record::VTYPE_STRING,
+            db,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+        };
+        record::encode(out, &h, key, value);
+    }
+
+    /// A directory written before logs were shared (one version 1 log per shard) opens: every
+    /// record reaches its key's shard, a flush marker (one per shard log) and a tombstone
+    /// apply, a torn tail of a per-shard active log is cut, and new writes go to a shared log.
+    #[test]
+    fn version_1_per_shard_logs_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = [
+            record::encode_log_header_version(1, 0, 2).to_vec(),
+            record::encode_log_header_version(1, 1, 2).to_vec(),
+        ];
+        let shard = |k: &[u8]| (hash_key(k) % 2) as usize;
+        let mut gsn = 0;
+        let put = |logs: &mut [Vec<u8>; 2], gsn: &mut u64, flags, db, k: &[u8], v: &[u8]| {
+            *gsn += 1;
+            rec(&mut logs[shard(k)], *gsn, flags, db, k, v);
+        };
+        for i in 0..40u32 {
+            let k = format!("key{i}");
+            put(
+                &mut logs,
+                &mut gsn,
+                0,
+                0,
+                k.as_bytes(),
+                format!("old{i}").as_bytes(),
+            );
+            put(&mut logs, &mut gsn, 0, 1, k.as_bytes(), b"db1");
+        }
+        // FLUSHDB 1: a marker with one GSN in every shard's log.
+        gsn += 1;
+        for l in &mut logs {
+            rec(l, gsn, record::FLAG_FLUSH, 1, b"", b"");
+        }
+        for i in 0..40u32 {
+            let k = format!("key{i}");
+            put(
+                &mut logs,
+                &mut gsn,
+                0,
+                0,
+                k.as_bytes(),
+                format!("new{i}").as_bytes(),
+            );
+        }
+        put(&mut logs, &mut gsn, record::FLAG_TOMBSTONE, 0, b"key7", b"");
+        // A torn record at the end of each shard's log.
+        for l in &mut logs {
+            let mut torn = Vec::new();
+            rec(&mut torn, 999, 0, 0, b"torn", b"never acknowledged");
+            l.extend_from_slice(&torn[..torn.len() - 3]);
+        }
+        for (i, l) in logs.iter().enumerate() {
+            std::fs::write(crate::file::log_path(dir.path(), i as u32 + 1), l).unwrap();
+        }
+        let cfg = Config {
+            shards: 2,
+            databases: 2,
+            ..Config::default()
+        };
+        for round in 0..2 {
+            let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+            for i in 0..40u32 {
+                let k = format!("key{i}");
+                let want = (i != 7).then(|| format!("new{i}").into_bytes());
+                assert_eq!(e.get(0, k.as_bytes()).unwrap().map(|b| b.to_vec()), want);
+                assert_eq!(
+                    e.get(1, k.as_bytes()).unwrap(),
+                    None,
+                    "flushed db came back"
+                );
+            }
+            assert_eq!(e.get(0, b"torn").unwrap(), None);
+            assert!(e.last_gsn() >= gsn);
+            e.set(
+                0,
+                format!("round{round}").as_bytes(),
+                b"v",
+                SetOptions::default(),
+            )
+            .unwrap();
+            e.close().unwrap();
+        }
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        assert!(e.get(0, b"round0").unwrap().is_some());
+        assert!(e.get(0, b"round1").unwrap().is_some());
+        e.close().unwrap();
+        // The per-shard logs were cut at their torn tails; new records went to one shared log.
+        for (i, l) in logs.iter().enumerate() {
+            let len = std::fs::metadata(crate::file::log_path(dir.path(), i as u32 + 1))
+                .unwrap()
+                .len();
+            assert!(len < l.len() as u64, "torn tail of shard {i}'s log not cut");
+        }
+        let shared = std::fs::read(crate::file::log_path(dir.path(), 3)).unwrap();
+        assert_eq!(
+            record::parse_log_header(&shared),
+            Some(LogKind::Shared { shards: 2 })
+        );
+        assert!(!crate::file::log_path(dir.path(), 4).exists());
+    }
 }

@@ -5,7 +5,8 @@
 //! The operations here are written once against four primitives (`t_read`, `t_in_index`,
 //! `t_put`, `t_del`) that pick the VarTree or ConstTree path per database, under the same
 //! shard writer locks as the VarTree paths (a ConstTree shares its shards' locks and, on the
-//! Bitcask backend, their logs).
+//! Bitcask backend, the one shared log). `t_put` and `t_del` return the write's GSN, handed
+//! out where the write becomes durable (the log append, or the slot write).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,15 +45,11 @@ impl Inner {
         hash: u64,
         key: &[u8],
         guard: &Guard,
-        held: &[&Writer],
     ) -> Result<Option<(Bytes, u64)>> {
         match self.const_tree(db) {
             Some(t) => Ok(t.read_live(self.shard_of(hash), hash, key, guard)),
             None => match self.lookup_live(db, hash, key, guard) {
-                Some(e) => Ok(Some((
-                    self.entry_value(key.len(), e, held)?,
-                    e.expire_at_ms,
-                ))),
+                Some(e) => Ok(Some((self.entry_value(key.len(), e)?, e.expire_at_ms))),
                 None => Ok(None),
             },
         }
@@ -83,7 +80,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Writes `key = value` in `db` under the shard lock `w`. Sizes are checked by the caller.
+    /// Writes `key = value` in `db` under the shard lock `w`; returns the write's GSN (from
+    /// the log append, or the slot write on the FixedStore). Sizes are checked by the caller.
     #[allow(clippy::too_many_arguments)]
     fn t_put(
         &self,
@@ -93,28 +91,27 @@ impl Inner {
         key: &[u8],
         value: &[u8],
         expire: u64,
-        gsn: Gsn,
         guard: &Guard,
-    ) -> Result<()> {
+    ) -> Result<Gsn> {
         match self.const_tree(db) {
-            Some(t) => t.put(self, w, hash, key, value, expire, gsn, guard),
-            None => self.put_locked(w, db, hash, key, value, expire, gsn, guard),
+            Some(t) => t.put(self, w, hash, key, value, expire, guard),
+            None => self.put_locked(w, db, hash, key, value, expire, guard),
         }
     }
 
-    /// Deletes `key` in `db` under the shard lock `w`; whether it was in the index.
+    /// Deletes `key` in `db` under the shard lock `w`; the tombstone's GSN, or None if the key
+    /// was not in the index.
     fn t_del(
         &self,
         w: &mut Writer,
         db: usize,
         hash: u64,
         key: &[u8],
-        gsn: Gsn,
         guard: &Guard,
-    ) -> Result<bool> {
+    ) -> Result<Option<Gsn>> {
         match self.const_tree(db) {
-            Some(t) => t.del(self, w, hash, key, gsn, guard),
-            None => self.del_locked(w, db, hash, key, gsn, guard),
+            Some(t) => t.del(self, w, hash, key, guard),
+            None => self.del_locked(w, db, hash, key, guard),
         }
     }
 }
@@ -224,7 +221,7 @@ pub(crate) fn attach_const_trees(
                         entry.value_len
                     )));
                 }
-                let v = inner.entry_value(k.bytes().len(), entry, &[])?;
+                let v = inner.entry_value(k.bytes().len(), entry)?;
                 let loc = bitcask_loc(entry.file, entry.offset);
                 t.load(s, k.hash, k.bytes(), &v, entry.expire_at_ms, loc);
                 cur = e.next();
@@ -456,8 +453,7 @@ impl Engine {
             Expiry::KeepTtl => cur.map_or(0, |n| n.expire_at_ms()),
             Expiry::At(x) => x.max(1),
         };
-        let gsn = inner.next_gsn();
-        t.put_with(inner, &mut w, hash, key, value, expire, gsn, &guard, node)?;
+        let gsn = t.put_with(inner, &mut w, hash, key, value, expire, &guard, node)?;
         drop(w);
         self.after_write(gsn);
         Ok(SetOutcome {
@@ -478,8 +474,7 @@ impl Engine {
             return Ok((false, 0));
         };
         let live = node.live(now_ms());
-        let gsn = inner.next_gsn();
-        t.del(inner, &mut w, hash, key, gsn, &guard)?;
+        let gsn = t.del(inner, &mut w, hash, key, &guard)?.unwrap_or(0);
         drop(w);
         self.after_write(gsn);
         Ok((live, gsn))
@@ -499,7 +494,7 @@ impl Engine {
         let mut w = inner.shards[inner.shard_of(hash)].writer.lock();
         inner.check_writable()?;
         let guard = epoch::pin();
-        let cur = inner.t_read(db, hash, key, &guard, &[&w])?;
+        let cur = inner.t_read(db, hash, key, &guard)?;
         let (u, r) = f(cur.as_ref().map(|(v, x)| Current {
             value: v.clone(),
             expire_at_ms: (*x != 0).then_some(*x),
@@ -508,9 +503,7 @@ impl Engine {
             Update::Keep => 0,
             Update::Delete => {
                 if inner.t_in_index(db, hash, key, &guard) {
-                    let gsn = inner.next_gsn();
-                    inner.t_del(&mut w, db, hash, key, gsn, &guard)?;
-                    gsn
+                    inner.t_del(&mut w, db, hash, key, &guard)?.unwrap_or(0)
                 } else {
                     0
                 }
@@ -522,25 +515,19 @@ impl Engine {
                     Expiry::KeepTtl => cur.as_ref().map_or(0, |c| c.1),
                     Expiry::At(x) => x.max(1),
                 };
-                let gsn = inner.next_gsn();
-                inner.t_put(&mut w, db, hash, key, &value, expire, gsn, &guard)?;
-                gsn
+                inner.t_put(&mut w, db, hash, key, &value, expire, &guard)?
             }
             Update::SetExpiry(at) => match cur {
                 None => 0,
-                Some((v, _)) => {
-                    let gsn = inner.next_gsn();
-                    match at {
-                        Some(x) if x <= now_ms() => {
-                            inner.t_del(&mut w, db, hash, key, gsn, &guard)?;
-                        }
-                        _ => {
-                            let expire = at.unwrap_or(0);
-                            inner.t_put(&mut w, db, hash, key, &v, expire, gsn, &guard)?;
-                        }
+                Some((v, _)) => match at {
+                    Some(x) if x <= now_ms() => {
+                        inner.t_del(&mut w, db, hash, key, &guard)?.unwrap_or(0)
                     }
-                    gsn
-                }
+                    _ => {
+                        let expire = at.unwrap_or(0);
+                        inner.t_put(&mut w, db, hash, key, &v, expire, &guard)?
+                    }
+                },
             },
         };
         drop(w);
@@ -562,11 +549,9 @@ impl Engine {
         let mut locks = inner.lock_shards(&[hs, hd]);
         inner.check_writable()?;
         let guard = epoch::pin();
-        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
-        let Some((value, expire)) = inner.t_read(db, hs, src, &guard, &held)? else {
+        let Some((value, expire)) = inner.t_read(db, hs, src, &guard)? else {
             return Ok((RenameOutcome::NoSuchKey, 0));
         };
-        drop(held);
         if src == dst {
             let outcome = if only_if_absent {
                 RenameOutcome::TargetExists
@@ -579,12 +564,10 @@ impl Engine {
             return Ok((RenameOutcome::TargetExists, 0));
         }
         inner.t_check(db, dst, &value)?;
-        let g1 = inner.next_gsn();
         let wd = writer_for(&mut locks, inner.shard_of(hd));
-        inner.t_put(wd, db, hd, dst, &value, expire, g1, &guard)?;
-        let g2 = inner.next_gsn();
+        let g1 = inner.t_put(wd, db, hd, dst, &value, expire, &guard)?;
         let ws = writer_for(&mut locks, inner.shard_of(hs));
-        inner.t_del(ws, db, hs, src, g2, &guard)?;
+        let g2 = inner.t_del(ws, db, hs, src, &guard)?.unwrap_or(g1);
         drop(locks);
         self.after_write(g2);
         Ok((RenameOutcome::Renamed, g2))
@@ -605,11 +588,9 @@ impl Engine {
         let mut locks = inner.lock_shards(&[hs, hd]);
         inner.check_writable()?;
         let guard = epoch::pin();
-        let held: Vec<&Writer> = locks.iter().map(|(_, w)| &**w).collect();
-        let Some((value, expire)) = inner.t_read(src_db, hs, src, &guard, &held)? else {
+        let Some((value, expire)) = inner.t_read(src_db, hs, src, &guard)? else {
             return Ok((false, 0));
         };
-        drop(held);
         if src_db == dst_db && src == dst {
             return Ok((false, 0));
         }
@@ -617,9 +598,8 @@ impl Engine {
             return Ok((false, 0));
         }
         inner.t_check(dst_db, dst, &value)?;
-        let gsn = inner.next_gsn();
         let wd = writer_for(&mut locks, inner.shard_of(hd));
-        inner.t_put(wd, dst_db, hd, dst, &value, expire, gsn, &guard)?;
+        let gsn = inner.t_put(wd, dst_db, hd, dst, &value, expire, &guard)?;
         drop(locks);
         self.after_write(gsn);
         Ok((true, gsn))
@@ -632,17 +612,17 @@ impl Engine {
         let mut w = inner.shards[inner.shard_of(hash)].writer.lock();
         inner.check_writable()?;
         let guard = epoch::pin();
-        let Some((value, expire)) = inner.t_read(src_db, hash, key, &guard, &[&w])? else {
+        let Some((value, expire)) = inner.t_read(src_db, hash, key, &guard)? else {
             return Ok((false, 0));
         };
         if inner.t_live(dst_db, hash, key, &guard) {
             return Ok((false, 0));
         }
         inner.t_check(dst_db, key, &value)?;
-        let g1 = inner.next_gsn();
-        inner.t_put(&mut w, dst_db, hash, key, &value, expire, g1, &guard)?;
-        let g2 = inner.next_gsn();
-        inner.t_del(&mut w, src_db, hash, key, g2, &guard)?;
+        let g1 = inner.t_put(&mut w, dst_db, hash, key, &value, expire, &guard)?;
+        let g2 = inner
+            .t_del(&mut w, src_db, hash, key, &guard)?
+            .unwrap_or(g1);
         drop(w);
         self.after_write(g2);
         Ok((true, g2))
@@ -673,9 +653,8 @@ impl Engine {
         }
         let mut gsn = 0;
         for ((k, v), &h) in pairs.iter().zip(&hashes) {
-            gsn = inner.next_gsn();
             let w = writer_for(&mut locks, inner.shard_of(h));
-            inner.t_put(w, db, h, k, v, 0, gsn, &guard)?;
+            gsn = inner.t_put(w, db, h, k, v, 0, &guard)?;
         }
         drop(locks);
         self.after_write(gsn);

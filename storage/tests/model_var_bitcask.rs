@@ -32,16 +32,32 @@ fn cfg() -> Config {
     }
 }
 
-/// Sizes of the log files right after a sync: everything below them is durable.
+/// Where the records of a log end (an open log is preallocated: zeros follow its records).
+fn records_end(b: &[u8]) -> u64 {
+    let mut at = 24;
+    while at + 32 <= b.len() && b[at + 4..at + 12] != [0; 8] {
+        let key = u32::from_le_bytes(b[at + 24..at + 28].try_into().unwrap()) as usize;
+        let value = u32::from_le_bytes(b[at + 28..at + 32].try_into().unwrap()) as usize;
+        if at + 32 + key + value > b.len() {
+            break;
+        }
+        at += 32 + key + value;
+    }
+    at.min(b.len()) as u64
+}
+
+/// Sizes of the records of the log files right after a sync: everything below them is
+/// durable.
 fn log_sizes(dir: &Path) -> BTreeMap<String, u64> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .map(|e| {
+            let b = std::fs::read(e.path()).unwrap();
             (
                 e.file_name().to_string_lossy().into_owned(),
-                e.metadata().unwrap().len(),
+                records_end(&b),
             )
         })
         .collect()

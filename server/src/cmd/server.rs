@@ -57,7 +57,10 @@ fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
         ("maxmemory", "0".into()),
         ("maxmemory-policy", "noeviction".into()),
         ("daemonize", "no".into()),
-        ("protected-mode", "no".into()),
+        (
+            "protected-mode",
+            if c.protected_mode { "yes" } else { "no" }.into(),
+        ),
         ("io-threads", "1".into()),
     ]
 }
@@ -99,7 +102,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                         )
                     })?);
                 }
-                "maxclients" | "requirepass" | "timeout" | "proto-max-bulk-len" => {
+                "maxclients" | "requirepass" | "timeout" | "proto-max-bulk-len"
+                | "protected-mode" => {
                     new.set(&name, &value).map_err(fail)?;
                 }
                 "loglevel" => {
