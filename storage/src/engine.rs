@@ -1469,6 +1469,94 @@ mod tests {
         e.close().unwrap();
     }
 
+    /// With a FixedStore database beside VarTree ones, a round is still one fdatasync of the
+    /// data log; the slot files written since the last round are fdatasync'd in the same
+    /// round (at most one per slot file), and none when no slot was written.
+    #[test]
+    fn a_round_with_a_fixedstore_is_one_log_fdatasync_plus_the_slot_files_written() {
+        use crate::config::{BackendKind, TreeConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 4,
+            sync_mode: SyncMode::No,
+            trees: vec![(
+                1,
+                TreeConfig::Const {
+                    value_size: 8,
+                    backend: BackendKind::Fixed,
+                },
+            )],
+            ..Config::default()
+        };
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        e.sync_all().unwrap();
+        let inner = &*e.inner;
+        for _ in 0..3 {
+            for i in 0..100u32 {
+                let key = format!("key-{i}");
+                e.set(0, key.as_bytes(), b"v", SetOptions::default())
+                    .unwrap();
+                e.set(1, key.as_bytes(), b"12345678", SetOptions::default())
+                    .unwrap();
+            }
+            let (logs, slots) = (inner.seam.datasyncs(), inner.seam.slot_datasyncs());
+            let g = e.last_gsn();
+            assert!(e.sync_all().unwrap() >= g);
+            assert_eq!(inner.seam.datasyncs() - logs, 1, "one log fdatasync");
+            let n = inner.seam.slot_datasyncs() - slots;
+            assert!((1..=4).contains(&n), "{n} slot file fdatasyncs");
+        }
+        // Only VarTree writes: the slot files need no fdatasync. (Freeing superseded slots
+        // after the last round wrote to them: let one more round sync that first.)
+        e.sync_all().unwrap();
+        e.set(0, b"var-only", b"v", SetOptions::default()).unwrap();
+        let (logs, slots) = (inner.seam.datasyncs(), inner.seam.slot_datasyncs());
+        e.sync_all().unwrap();
+        assert_eq!(inner.seam.datasyncs() - logs, 1);
+        assert_eq!(inner.seam.slot_datasyncs(), slots);
+        e.close().unwrap();
+    }
+
+    /// A round takes no shard lock, so it must not publish a GSN whose slot write is still in
+    /// progress: a slot write holds its slot file's lock from taking its GSN to the end of its
+    /// pwrite, and the round waits for that lock after reading the GSN it will publish.
+    #[test]
+    fn a_round_waits_out_a_slot_write_in_progress() {
+        use crate::config::{BackendKind, TreeConfig};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            trees: vec![(
+                0,
+                TreeConfig::Const {
+                    value_size: 8,
+                    backend: BackendKind::Fixed,
+                },
+            )],
+            ..Config::default()
+        };
+        let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+        e.set(0, b"k", b"12345678", SetOptions::default()).unwrap();
+        e.sync_all().unwrap();
+        let t = e.inner.const_tree(0).unwrap();
+        let slots = t.fixed()[0].as_ref().unwrap();
+        // A slot write in progress: its slot file's lock held, its GSN taken, no pwrite yet.
+        let held = slots.lock();
+        let g = e.inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
+        let e2 = e.clone();
+        let round = std::thread::spawn(move || e2.sync_all().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            e.durable_gsn() < g,
+            "published a GSN whose slot write had not completed"
+        );
+        drop(held);
+        assert!(round.join().unwrap() >= g);
+        Arc::into_inner(e).unwrap().close().unwrap();
+    }
+
     /// While one round's fdatasync runs, writes are accepted (the log lock is not held
     /// across it) and form the next group, made durable by the next round.
     #[test]

@@ -109,6 +109,12 @@ impl SyncSeam {
         self.datasyncs.load(Ordering::Relaxed)
     }
 
+    /// fdatasyncs of FixedStore slot files issued through the seam so far.
+    #[cfg(test)]
+    pub(crate) fn slot_datasyncs(&self) -> u64 {
+        self.slot_datasyncs.load(Ordering::Relaxed)
+    }
+
     /// fsync a directory: makes new files, renames and unlinks in it durable (hazard 3).
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         if self.fail_next.swap(false, Ordering::SeqCst) {
