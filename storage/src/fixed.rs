@@ -43,6 +43,21 @@ pub(crate) const SLOT_FLAGS_KNOWN: u8 = FLAG_TOMBSTONE;
 /// The file grows by at least this many slots at a time.
 const GROW_MIN_SLOTS: u64 = 256;
 
+/// The slot count after the growth step from `nslots`: a quarter more, at least
+/// GROW_MIN_SLOTS. Starting from 0, these are the only lengths a slot file ever has.
+fn next_growth(nslots: u64) -> u64 {
+    nslots + (nslots / 4).max(GROW_MIN_SLOTS)
+}
+
+/// The smallest slot count on the growth sequence that holds at least `n` slots.
+fn grown_slots_at_least(n: u64) -> u64 {
+    let mut s = 0;
+    while s < n {
+        s = next_growth(s);
+    }
+    s
+}
+
 /// Path of the slot file of (db, shard).
 pub(crate) fn slot_path(dir: &Path, db: usize, shard: usize) -> PathBuf {
     dir.join(format!("fixed-{db:02}-{shard:04}.slots"))
@@ -223,7 +238,19 @@ impl FixedShard {
         }
         let slot_size = slot_size(max_key, value_size);
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        let nslots = (len - SLOT_FILE_HEADER as u64) / slot_size as u64;
+        let body = len - SLOT_FILE_HEADER as u64;
+        // The file only ever grows by whole steps (see `grow`), each made durable, so its
+        // length is always a step boundary. Anything else means it was cut (a torn copy, a
+        // damaged disk): say so, and put the length back so the slot layout goes on.
+        let nslots = grown_slots_at_least(body.div_ceil(slot_size as u64));
+        let want = SLOT_FILE_HEADER as u64 + nslots * slot_size as u64;
+        if want != len {
+            slog::warn!(logger, "slot file truncated: the slots past the cut were dropped";
+                "file" => %path.display(), "length" => len, "expected" => want,
+                "dropped_bytes" => want - len);
+            file.set_len(want).map_err(|e| Error::io(&path, e))?;
+            file.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
         let mut fs = FixedShard {
             path,
             file: Arc::new(file),
@@ -268,7 +295,7 @@ impl FixedShard {
                     Ok(None) => {}
                     Err(reason) => {
                         if b[..SLOT_HEADER].iter().any(|&x| x != 0) {
-                            slog::warn!(logger, "unreadable slot freed";
+                            slog::warn!(logger, "unreadable slot freed (corrupt)";
                                 "file" => %self.path.display(), "offset" => self.offset_of(slot),
                                 "slot" => slot, "reason" => reason);
                             zero.push(slot);
@@ -381,8 +408,7 @@ impl FixedShard {
     /// Extends the file by a step (a quarter of its size, at least GROW_MIN_SLOTS slots) and
     /// makes the new length durable before any slot in it is used.
     fn grow(&mut self) -> Result<()> {
-        let add = (self.nslots / 4).max(GROW_MIN_SLOTS);
-        let n = self.nslots + add;
+        let n = next_growth(self.nslots);
         self.file
             .set_len(self.offset_of(n))
             .map_err(|e| Error::io(&self.path, e))?;
@@ -565,6 +591,16 @@ mod tests {
     use super::*;
 
     /// Persisted constants: changing one makes old slot files unreadable.
+    #[test]
+    fn growth_sequence() {
+        assert_eq!(grown_slots_at_least(0), 0);
+        assert_eq!(grown_slots_at_least(1), 256);
+        assert_eq!(grown_slots_at_least(256), 256);
+        assert_eq!(grown_slots_at_least(257), 512);
+        assert_eq!(grown_slots_at_least(1025), 1280);
+        assert_eq!(next_growth(1280), 1600);
+    }
+
     #[test]
     fn golden_constants() {
         assert_eq!(&SLOT_MAGIC, b"RSPTSLOT");
