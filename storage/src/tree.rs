@@ -229,6 +229,9 @@ pub(crate) fn attach_const_trees(
             idx.clear(&mut guard, |_, _| {});
         }
         drop(guard);
+        slog::info!(inner.logger, "recovered a ConstTree database"; "db" => db,
+            "backend" => ?backend, "value_size" => value_size,
+            "keys" => counters.keys.load(Ordering::Relaxed));
         inner.gsn.fetch_max(max_gsn, Ordering::SeqCst);
         inner.durable.fetch_max(max_gsn, Ordering::SeqCst);
         inner.requested.fetch_max(max_gsn, Ordering::SeqCst);
