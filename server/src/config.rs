@@ -152,6 +152,9 @@ impl Default for Config {
     }
 }
 
+/// Settings whose value is several words.
+const MULTI_WORD: &[&str] = &["bind", "tree", "client-output-buffer-limit", "save"];
+
 /// Redis directives that tools pass and that mean nothing here: accepted with a warning.
 const IGNORED: &[&str] = &[
     "save",
@@ -221,6 +224,11 @@ impl Config {
             while i < rest.len() && !rest[i].starts_with("--") {
                 values.push(rest[i].clone());
                 i += 1;
+            }
+            // As redis-server: a multi-word setting may come as one quoted argument
+            // (`--client-output-buffer-limit "normal 0 0 0"`, `--tree "1 const 8 fixed"`).
+            if values.len() == 1 && MULTI_WORD.contains(&name) {
+                values = values[0].split_whitespace().map(str::to_owned).collect();
             }
             config
                 .apply(name, &values)
@@ -558,6 +566,46 @@ fn parse_yes_no(value: &str) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn multi_word_flags_may_come_quoted_as_one_argument() {
+        let split = Config::from_args([
+            "--tree",
+            "1",
+            "const",
+            "8",
+            "fixed",
+            "--client-output-buffer-limit",
+            "normal",
+            "64mb",
+            "16mb",
+            "10",
+        ])
+        .unwrap();
+        let quoted = Config::from_args([
+            "--tree",
+            "1 const 8 fixed",
+            "--client-output-buffer-limit",
+            "normal 64mb 16mb 10",
+            "--bind",
+            "127.0.0.1 ::1",
+            "--requirepass",
+            "a b",
+        ])
+        .unwrap();
+        assert_eq!(quoted.trees, split.trees);
+        assert_eq!(quoted.trees.len(), 1);
+        assert_eq!(
+            quoted.client_output_buffer_limit,
+            split.client_output_buffer_limit
+        );
+        assert_eq!(quoted.bind, vec!["127.0.0.1".to_owned(), "::1".to_owned()]);
+        assert_eq!(
+            quoted.requirepass.as_deref(),
+            Some("a b"),
+            "one-word settings keep spaces"
+        );
+    }
 
     #[test]
     fn the_shipped_example_config_parses() {
