@@ -28,6 +28,17 @@ nobody wrote.
 catch it (the run must then fail): cut the tail of the biggest data file
 before restart; overwrite one key with a foreign value; or falsify the
 expectation for one key.
+
+--tree var|const-bitcask|const-fixed picks the database under test.
+  var (default)   database 0, a VarTree on the Bitcask log; all of the above.
+  const-bitcask   database 1 made a ConstTree of --value-size (48) byte values
+  const-fixed     with `--tree 1 const <size> bitcask|fixed`; every connection
+                  SELECTs 1. Every value is exactly <size> bytes (the same
+                  self-checking format, padded), only SET, SET EX, DEL, EXPIRE
+                  and MSET are sent (no INCR/APPEND), and once per cycle, before
+                  the writers start, a wrong-size write (SET short/long, SET EX,
+                  MSET with one wrong value, APPEND) must be refused with an
+                  error and leave the keys as they were. respite only.
 """
 
 import os
@@ -93,6 +104,19 @@ def make_value(key, writer, seq, rng, tag="v"):
     return body + b"%08x;" % zlib.crc32(body)
 
 
+def make_fixed_value(key, writer, seq, rng, size, tag="v"):
+    """The make_value format padded to exactly size bytes: key|tag|wN|sN|pad|crc;"""
+    head = f"{key}|{tag}|w{writer}|s{seq}|"
+    n = size - len(head) - 1 - 9
+    if n < 0:
+        raise ValueError(f"--value-size {size} too small for {head!r}")
+    pad = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n))
+    body = f"{head}{pad}|".encode()
+    v = body + b"%08x;" % zlib.crc32(body)
+    assert len(v) == size
+    return v
+
+
 def value_ok(key, val):
     """Does every segment of val name key and carry a matching CRC?"""
     if val is None:
@@ -112,10 +136,11 @@ def value_ok(key, val):
 
 
 class Writer(threading.Thread):
-    def __init__(self, wid, conn, keys, rng, shared):
+    def __init__(self, wid, conn, keys, rng, shared, vsize=None, seq=0):
         super().__init__(daemon=True)
         self.wid, self.conn, self.keys, self.rng, self.shared = wid, conn, keys, rng, shared
-        self.seq = 0
+        self.vsize = vsize  # None: VarTree, any size; else every value exactly vsize bytes
+        self.seq = seq
         self.bad_replies = []
         self.acked_ops = 0
 
@@ -128,6 +153,11 @@ class Writer(threading.Thread):
             pass  # the kill; whatever was not acknowledged stays pending
         finally:
             conn.close()
+
+    def value(self, key_name, tag="v"):
+        if self.vsize is None:
+            return make_value(key_name, self.wid, self.seq, self.rng, tag)
+        return make_fixed_value(key_name, self.wid, self.seq, self.rng, self.vsize, tag)
 
     def plan(self, key, now, touched):
         """Choose one command for key; returns (args, expected reply, [(key, new state or None)])."""
@@ -153,15 +183,16 @@ class Writer(threading.Thread):
             ex = rng.randint(600, 86400)
             return (["EXPIRE", key.name, ex], int(present),
                     [(key, State(cur.val, ex, op, op, "expire") if present else None)])
-        if not certain or r < 0.30:
-            v = make_value(key.name, self.wid, self.seq, rng)
+        # A ConstTree takes no APPEND: that share of commands is a plain SET there.
+        if not certain or r < 0.30 or (self.vsize is not None and 0.45 <= r < 0.60):
+            v = self.value(key.name)
             return ["SET", key.name, v], "OK", [(key, State(v, None, None, op, "set"))]
         if r < 0.45:
-            v = make_value(key.name, self.wid, self.seq, rng)
+            v = self.value(key.name)
             ex = 1 if rng.random() < 0.3 else rng.randint(600, 86400)
             return ["SET", key.name, v, "EX", ex], "OK", [(key, State(v, ex, op, op, "setex"))]
         if r < 0.60 and (not present or len(cur.val) < 4096):
-            chunk = make_value(key.name, self.wid, self.seq, rng, tag="a")
+            chunk = self.value(key.name, tag="a")
             v = (cur.val or b"") + chunk
             return ["APPEND", key.name, chunk], len(v), [(key, State(v, cur.ex, cur.dl_op, op, "append"))]
         if r < 0.72:
@@ -173,8 +204,8 @@ class Writer(threading.Thread):
         # MSET of this key and another string key of the same writer
         other = rng.choice([k for k in self.keys if not k.numeric and k is not key])
         self.seq += 1
-        v1 = make_value(key.name, self.wid, self.seq, rng)
-        v2 = make_value(other.name, self.wid, self.seq, rng)
+        v1 = self.value(key.name)
+        v2 = self.value(other.name)
         return (["MSET", key.name, v1, other.name, v2], "OK",
                 [(key, State(v1, None, None, op, "mset")), (other, State(v2, None, None, op, "mset"))])
 
@@ -366,14 +397,77 @@ def check_keys(conn, keys, mode, window, kill_time, stats, tally, cycle, plant_e
     return lost + corrupt + resurrected + ttl_bad == 0
 
 
+def select_db(conn, db):
+    """SELECT db on conn (nothing to do for 0); raises OSError if refused."""
+    if db:
+        r = conn.call("SELECT", db)
+        if r != "OK" or isinstance(r, Error):
+            raise OSError(f"SELECT {db} answered {r!r}")
+    return conn
+
+
+def wrong_size_probe(conn, cycle, keys, vsize, rng, tally):
+    """A ConstTree must refuse a write of the wrong size with an error, never +OK,
+    and leave the keys as they were. One probe per cycle, before any writer
+    runs, so the keys' last states (k.base, read back after the restart) are
+    what GET must still show."""
+    # Keys that cannot expire between the check and the GET below.
+    steady = [k for k in keys if k.base.ex is None or k.base.ex > 60]
+    k1, k2 = rng.sample(steady if len(steady) >= 2 else keys, 2)
+    kinds = ["set-short", "set-long", "set-ex", "mset", "append", "set-empty"]
+    kind = kinds[cycle % len(kinds)]
+    good = make_fixed_value(k1.name, 99, cycle, rng, vsize, tag="p")
+    if kind == "set-short":
+        cmd = ["SET", k1.name, good[1:]]
+    elif kind == "set-long":
+        cmd = ["SET", k1.name, good + b"x"]
+    elif kind == "set-ex":
+        cmd = ["SET", k1.name, good + good, "EX", 3600]
+    elif kind == "mset":
+        # the first pair is right-sized: MSET is all or nothing, so neither may change
+        cmd = ["MSET", k1.name, good, k2.name, good[:-1]]
+    elif kind == "append":
+        cmd = ["APPEND", k1.name, b"p"]
+    else:
+        cmd = ["SET", k1.name, b""]
+    r = conn.call(*cmd)
+    tally.check(isinstance(r, Error), f"cycle {cycle}: wrong-size {kind} refused with an error",
+                f"{cmd[0]} {cmd[1]} ({', '.join(str(len(a)) for a in cmd[2:] if isinstance(a, bytes))} "
+                f"bytes) answered {r!r}")
+    for k in (k1, k2):
+        v = conn.call("GET", k.name)
+        tally.check(v == k.base.val, f"cycle {cycle}: {k.name} unchanged by the refused {kind}",
+                    f"was {(k.base.val or b'(absent)')[:60]!r}, now {(v or b'(absent)')[:60]!r}")
+    return kind
+
+
 def data_files(d):
+    """Every non-empty file in the data dir. The server's own log lies outside it, and
+    respite's Bitcask segments are named NNNNNNNNNN.log, so no suffix is excluded."""
     out = []
     for root, _dirs, files in os.walk(d):
         for f in files:
             p = os.path.join(root, f)
-            if os.path.isfile(p) and not p.endswith(".log") and os.path.getsize(p) > 0:
+            if os.path.isfile(p) and os.path.getsize(p) > 0:
                 out.append(p)
     return out
+
+
+def data_end(path, block=1 << 16):
+    """Offset just past the last non-zero byte of the file (its size if it ends in data)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        pos = size
+        for _ in range(size // block + 1):
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start).rstrip(b"\0")
+            if chunk:
+                return start + len(chunk)
+            pos = start
+            if pos == 0:
+                break
+    return 0
 
 
 def main():
@@ -385,7 +479,24 @@ def main():
     p.add_argument("--keys-per-writer", type=int, default=40)
     p.add_argument("--budget", type=float, default=None, help="seconds; default 150 quick, 1800 long")
     p.add_argument("--plant", choices=["truncate", "garbage", "expectation"], default=None)
+    p.add_argument("--tree", choices=["var", "const-bitcask", "const-fixed"], default="var",
+                   help="var: database 0 (VarTree); const-*: database 1 as a ConstTree of "
+                        "--value-size byte values on the bitcask or fixed backend (respite only)")
+    p.add_argument("--value-size", type=int, default=48, help="ConstTree value size in bytes (const trees)")
     args = p.parse_args()
+    const = args.tree != "var"
+    if const and args.server_kind != "respite":
+        print(f"crash: --tree {args.tree} needs respite-server: a ConstTree database "
+              f"(`--tree 1 const <size> <backend>`) is a respite feature, {args.server_kind} has none. "
+              "Use --tree var (the default) for redis.", flush=True)
+        sys.exit(2)
+    vsize = args.value_size if const else None
+    db = 1 if const else 0
+    if const:
+        longest = f"crash:w{args.writers - 1}:s{args.keys_per_writer - 1}|v|w99|s{10 ** 9}|x|"
+        if args.value_size < len(longest) + 9:
+            p.error(f"--value-size {args.value_size} too small: at least {len(longest) + 9} "
+                    "for key, writer, sequence and checksum")
     seed = common.pick_seed(args)
     rng = random.Random(seed)
     cycles = args.cycles or (200 if args.long else 20)
@@ -394,15 +505,17 @@ def main():
     started = time.monotonic()
 
     base = common.temp_dir("crash", args.keep)
+    extra = ["--tree", "1", "const", str(vsize), args.tree.split("-")[1]] if const else []
     srv = common.Server(args.server_bin, args.server_kind, os.path.join(base, "data"),
-                        os.path.join(base, "server.log"), appendfsync=args.mode)
-    print(f"crash: {args.server_kind} {args.server_bin} appendfsync {args.mode}, dir {base}", flush=True)
+                        os.path.join(base, "server.log"), appendfsync=args.mode, extra=extra)
+    print(f"crash: {args.server_kind} {args.server_bin} appendfsync {args.mode}, tree {args.tree}"
+          f"{f' (database 1, {vsize}-byte values)' if const else ''}, dir {base}", flush=True)
 
     keys_by_writer = []
     for w in range(args.writers):
         ks = []
         for i in range(args.keys_per_writer):
-            numeric = i % 4 == 3
+            numeric = i % 4 == 3 and not const  # a ConstTree gets no INCR
             ks.append(Key(f"crash:w{w}:{'n' if numeric else 's'}{i}", numeric))
         keys_by_writer.append(ks)
     all_keys = [k for ks in keys_by_writer for k in ks]
@@ -410,6 +523,7 @@ def main():
     stats = dict(window_lost=0, window_oldest_s=0.0, writes_checked=0, writes_lost=0, lost_keys=0, corrupt=0, ttl_bad=0,
                  keys_checked=0, acked=0, max_restart_s=0.0)
     done = 0
+    seqs = [0] * args.writers
     try:
         srv.start()
         for cycle in range(cycles):
@@ -420,12 +534,26 @@ def main():
             target = rng.randint(30, 1500) if rng.random() < 0.8 else rng.randint(1500, 4000)
             shared = {"stop": threading.Event(), "acked": Counter(target, fire)}
             # Connect every writer before any starts, so the kill never races a connect.
+            conns = []
             try:
-                conns = [common.Conn(srv.port, timeout=10) for _ in range(args.writers)]
-            except OSError as e:
+                for _ in range(args.writers):
+                    conns.append(common.Conn(srv.port, timeout=10))
+                    select_db(conns[-1], db)
+                if const:
+                    probe = select_db(srv.connect(), db)
+                    try:
+                        wrong_size_probe(probe, cycle, all_keys, vsize, rng, tally)
+                    finally:
+                        probe.close()
+            except (OSError, common.ProtocolError) as e:
                 tally.check(False, f"cycle {cycle}: writers connect", str(e))
+                for c in conns:
+                    c.close()
                 break
-            writers = [Writer(w, conns[w], keys_by_writer[w], random.Random(rng.random()), shared)
+            # On a ConstTree every value is a fixed size, so sequence numbers run on across
+            # cycles to keep values unique (on a VarTree the random padding length does that).
+            writers = [Writer(w, conns[w], keys_by_writer[w], random.Random(rng.random()), shared,
+                              vsize, seqs[w] if const else 0)
                        for w in range(args.writers)]
             for w in writers:
                 w.start()
@@ -437,6 +565,7 @@ def main():
             for w in writers:
                 w.join(timeout=30)
                 tally.check(not w.is_alive(), f"cycle {cycle}: writer {w.wid} finished")
+            seqs = [w.seq for w in writers]
             acked = sum(w.acked_ops for w in writers)
             stats["acked"] += acked
             bad = [b for w in writers for b in w.bad_replies]
@@ -445,10 +574,12 @@ def main():
                 files = sorted(data_files(srv.data_dir), key=os.path.getsize)
                 if files:
                     f = files[-1]
-                    size = os.path.getsize(f)
-                    cut = min(size, 16384)
-                    os.truncate(f, size - cut)
-                    print(f"  planted: cut {cut} bytes off {f}")
+                    # Cut the last 16 KiB of data, not of preallocated zeros: FixedStore slot
+                    # files are allocated ahead and fill from the front.
+                    end = data_end(f)
+                    cut = min(end, 16384)
+                    os.truncate(f, end - cut)
+                    print(f"  planted: cut {cut} bytes of data off {f} ({os.path.getsize(f)} bytes left)")
             t = time.monotonic()
             try:
                 srv.start()
@@ -458,10 +589,14 @@ def main():
             stats["max_restart_s"] = max(stats["max_restart_s"], time.monotonic() - t)
             conn = srv.connect()
             try:
+                select_db(conn, db)
                 if args.plant == "garbage" and cycle % 2 == 1:
                     k = rng.choice(all_keys)
-                    conn.call("SET", k.name, b"planted garbage \x00\xff")
-                    print(f"  planted: {k.name} overwritten behind the harness's back")
+                    g = b"planted garbage \x00\xff"
+                    if const:
+                        g = (g * (vsize // len(g) + 1))[:vsize]  # right-sized, or the ConstTree refuses it
+                    r = conn.call("SET", k.name, g)
+                    print(f"  planted: {k.name} overwritten behind the harness's back ({r!r})")
                 ok = check_keys(conn, all_keys, args.mode, args.window, kill_time, stats, tally,
                                 cycle, args.plant == "expectation" and cycle % 2 == 1, rng)
                 tally.check(ok, f"cycle {cycle}: all {len(all_keys)} keys as acknowledged")
@@ -483,7 +618,7 @@ def main():
         tally.check(False, "server start", str(e))
     finally:
         srv.kill9()
-    print(f"crash summary: mode {args.mode}, cycles run {done}, writes acked {stats['acked']}, "
+    print(f"crash summary: tree {args.tree}, mode {args.mode}, cycles run {done}, writes acked {stats['acked']}, "
           f"writes checked {stats['writes_checked']}, writes lost {stats['writes_lost']} "
           f"(keys {stats['lost_keys']}), lost within the allowed window {stats['window_lost']} "
           f"(oldest acked {stats['window_oldest_s']:.2f}s before the kill), corrupt values {stats['corrupt']}, "
