@@ -358,6 +358,7 @@ fn plot(rows: &[Row], machine: &str, path: &Path) -> Result<(), String> {
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 10, y)], RED.stroke_width(2)));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.9))
         .label_font(("sans-serif", 14))
