@@ -1428,6 +1428,55 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Hazard 3: a new log file is durable only once its directory entry is. A round that
+    /// covers writes in a log file created since the last round fsyncs the directory before
+    /// it publishes them as durable.
+    #[test]
+    fn a_round_after_a_new_log_file_fsyncs_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            max_file_bytes: 8192,
+            ..Config::default()
+        };
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        e.sync_all().unwrap();
+        let inner = &*e.inner;
+        let logs = |d: &std::path::Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter(|f| {
+                    f.as_ref()
+                        .is_ok_and(|f| f.path().extension().is_some_and(|x| x == "log"))
+                })
+                .count()
+        };
+        let files_before = logs(dir.path());
+        let before = inner.seam.dir_syncs();
+        // Enough to seal the active log (8 KiB) and start new ones.
+        for i in 0..40u32 {
+            e.set(
+                0,
+                format!("k{i}").as_bytes(),
+                &[b'v'; 1024],
+                SetOptions::default(),
+            )
+            .unwrap();
+        }
+        let g = e.last_gsn();
+        assert!(
+            logs(dir.path()) > files_before,
+            "no new log file was created"
+        );
+        assert!(e.sync_all().unwrap() >= g);
+        assert!(
+            inner.seam.dir_syncs() > before,
+            "writes in a new log file were made durable without fsyncing the directory"
+        );
+        e.close().unwrap();
+    }
+
     /// One group-commit round over writes to every shard and several databases costs one
     /// data-file fdatasync (the shared log), not one per shard.
     #[test]

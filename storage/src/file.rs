@@ -37,6 +37,8 @@ pub(crate) struct SyncSeam {
     datasyncs: AtomicU64,
     /// fdatasyncs of FixedStore slot files (counted apart from the log's).
     slot_datasyncs: AtomicU64,
+    /// fsyncs of the data directory (new files, renames, unlinks: hazard 3).
+    dir_syncs: AtomicU64,
     fail_next: AtomicBool,
     holding: AtomicBool,
     hold: parking_lot::Mutex<bool>,
@@ -120,7 +122,15 @@ impl SyncSeam {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        File::open(dir)?.sync_all()
+        File::open(dir)?.sync_all()?;
+        self.dir_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Directory fsyncs issued through the seam so far.
+    #[cfg(test)]
+    pub(crate) fn dir_syncs(&self) -> u64 {
+        self.dir_syncs.load(Ordering::Relaxed)
     }
 }
 
