@@ -253,11 +253,17 @@ impl Server {
         self.shared.engine.hold_syncs(hold);
     }
 
-    /// Test seam: the newest GSN the engine handed out (to know a write has executed).
+    /// Test seam: reads a key straight from the engine, bypassing the reply hold (to know
+    /// a write is visible in the index, not only that its GSN was handed out).
     #[doc(hidden)]
     #[must_use]
-    pub fn last_gsn(&self) -> u64 {
-        self.shared.engine.last_gsn()
+    pub fn engine_get(&self, db: usize, key: &[u8]) -> Option<Vec<u8>> {
+        self.shared
+            .engine
+            .get(db, key)
+            .ok()
+            .flatten()
+            .map(|v| v.to_vec())
     }
 
     /// A handle that stops the server from another thread.
