@@ -3,36 +3,10 @@
 //! file and byte offset and freed; every other key is recovered, the slot is reused, and the
 //! next start-up is clean.
 
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::capture::Capture;
 use respite_storage::*;
-use slog::{Drain, KV, OwnedKVList, Record, Serializer};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl Serializer for Line<'_> {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
-        Ok(())
-    }
-}
-
-impl Drain for Capture {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut s = format!("{} {}", record.level(), record.msg());
-        let _ = record.kv().serialize(record, &mut Line(&mut s));
-        let _ = values.serialize(record, &mut Line(&mut s));
-        self.0.lock().unwrap().push(s);
-        Ok(())
-    }
-}
 
 fn cfg(logger: slog::Logger) -> Config {
     Config {
@@ -69,7 +43,7 @@ fn unreadable_slot_is_reported_and_freed() {
     std::fs::write(&path, &b).unwrap();
 
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), cfg(logger)).unwrap();
     assert_eq!(
         e.get(1, b"k\x03").unwrap(),
@@ -81,7 +55,7 @@ fn unreadable_slot_is_reported_and_freed() {
     }
     assert_eq!(e.len(1), 9);
     assert_eq!(e.fixed_slot_usage(1).unwrap().0, 9);
-    let lines = cap.0.lock().unwrap().clone();
+    let lines = cap.lines();
     assert!(
         lines.iter().any(|l| l.contains("unreadable slot")
             && l.contains("fixed-01-0000.slots")
@@ -93,11 +67,11 @@ fn unreadable_slot_is_reported_and_freed() {
     assert_eq!(e.fixed_slot_usage(1).unwrap().0, 10);
     e.close().unwrap();
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), cfg(logger)).unwrap();
     assert_eq!(e.get(1, b"new").unwrap().unwrap(), &[7; 24][..]);
     assert_eq!(e.len(1), 10);
-    let lines = cap.0.lock().unwrap().clone();
+    let lines = cap.lines();
     assert!(
         !lines.iter().any(|l| l.contains("unreadable")),
         "{lines:#?}"
@@ -130,13 +104,13 @@ fn truncated_slot_file_is_reported() {
         .unwrap();
 
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), cfg(logger)).unwrap();
     for i in 0..7u8 {
         assert_eq!(e.get(1, &[b'k', i]).unwrap().unwrap(), &[i; 24][..]);
     }
     assert_eq!(e.len(1), 7, "keys past the cut cannot be there");
-    let lines = cap.0.lock().unwrap().clone();
+    let lines = cap.lines();
     assert!(
         lines.iter().any(|l| l.contains("slot file truncated")
             && l.contains("fixed-01-0000.slots")
@@ -148,10 +122,10 @@ fn truncated_slot_file_is_reported() {
     e.close().unwrap();
 
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), cfg(logger)).unwrap();
     assert_eq!(e.len(1), 8);
-    let lines = cap.0.lock().unwrap().clone();
+    let lines = cap.lines();
     assert!(!lines.iter().any(|l| l.contains("truncated")), "{lines:#?}");
     e.close().unwrap();
 }

@@ -4,54 +4,12 @@
 //! trims the file to its records; a sealed log ends at its last record. A torn record followed
 //! by the zeros is still cut and reported.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
+use common::capture::Capture;
 use respite_storage::*;
-use slog::{Drain, KV, OwnedKVList, Record, Serializer};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl Serializer for Line<'_> {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
-        Ok(())
-    }
-}
-
-impl Drain for Capture {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut s = format!("{} {}", record.level(), record.msg());
-        let _ = record.kv().serialize(record, &mut Line(&mut s));
-        let _ = values.serialize(record, &mut Line(&mut s));
-        self.0.lock().unwrap().push(s);
-        Ok(())
-    }
-}
-
-impl Capture {
-    /// Warnings and errors logged so far.
-    fn loud(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| {
-                ["WARN", "ERRO", "CRIT"]
-                    .iter()
-                    .any(|lvl| l.starts_with(lvl))
-            })
-            .cloned()
-            .collect()
-    }
-}
 
 fn cfg(shards: usize, max_file_bytes: u64, logger: slog::Logger) -> Config {
     Config {
@@ -131,7 +89,7 @@ fn zero_tail_of_a_preallocated_log_is_its_quiet_end() {
     drop(e); // crash: no close, no trim
 
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), cfg(4, 128 << 20, logger)).unwrap();
     check_keys(&e, 0..300);
     assert_eq!(
@@ -157,12 +115,6 @@ fn zero_tail_of_a_preallocated_log_is_its_quiet_end() {
         records_end(&std::fs::read(&log).unwrap()) as u64,
         "a closed log still has its preallocated tail"
     );
-}
-
-impl Capture {
-    fn logger(&self) -> slog::Logger {
-        slog::Logger::root(self.clone().fuse(), slog::o!())
-    }
 }
 
 #[test]

@@ -3,37 +3,10 @@
 //! through the logger with its file and offset and skipped; every other record of that log
 //! is recovered and start-up goes on.
 
-use std::fmt::Write as _;
-use std::sync::Arc;
+mod common;
 
+use common::capture::Capture;
 use respite_storage::*;
-use slog::{Drain, KV, OwnedKVList, Record, Serializer};
-use std::sync::Mutex;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Line<'a>(&'a mut String);
-
-impl Serializer for Line<'_> {
-    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        let _ = write!(self.0, " {key}={val}");
-        Ok(())
-    }
-}
-
-impl Drain for Capture {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let mut s = format!("{} {}", record.level(), record.msg());
-        let _ = record.kv().serialize(record, &mut Line(&mut s));
-        let _ = values.serialize(record, &mut Line(&mut s));
-        self.0.lock().unwrap().push(s);
-        Ok(())
-    }
-}
 
 #[test]
 fn corrupt_record_in_sealed_log_is_reported_and_skipped() {
@@ -65,7 +38,7 @@ fn corrupt_record_in_sealed_log_is_reported_and_skipped() {
     std::fs::write(&log, &b).unwrap();
 
     let cap = Capture::default();
-    let logger = slog::Logger::root(cap.clone().fuse(), slog::o!());
+    let logger = cap.logger();
     let e = Engine::open(dir.path(), Config { logger, ..cfg }).unwrap();
     assert_eq!(e.get(0, b"key009").unwrap(), None, "corrupt record served");
     for i in (0..200u32).filter(|&i| i != 9) {
@@ -75,7 +48,7 @@ fn corrupt_record_in_sealed_log_is_reported_and_skipped() {
             "key{i:03} lost"
         );
     }
-    let lines = cap.0.lock().unwrap().clone();
+    let lines = cap.lines();
     assert!(
         lines.iter().any(|l| l.contains("bad record")
             && l.contains("0000000001.log")
