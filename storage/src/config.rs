@@ -96,6 +96,10 @@ pub struct Config {
     pub fixed_max_key_bytes: usize,
     /// Per-database tree overrides; every other database is `TreeConfig::Var`.
     pub trees: Vec<(usize, TreeConfig)>,
+    /// Encrypt every data, hint and slot file under this master key (AES-256-GCM pages with a
+    /// tag file beside each; docs/encryption.md). A folder is encrypted or not from its
+    /// creation: opening it the other way is an error.
+    pub encryption_key: Option<crate::MasterKey>,
     /// Where the engine logs (recovery progress, dropped tails, sync failures).
     pub logger: slog::Logger,
 }
@@ -114,6 +118,7 @@ impl Default for Config {
             max_key_bytes: 512 * 1024 * 1024,
             fixed_max_key_bytes: 64,
             trees: Vec::new(),
+            encryption_key: None,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         }
     }

@@ -71,6 +71,22 @@ pub enum Error {
     /// two engines appending to the same logs would corrupt them.
     #[error("data directory {0} is in use by another engine (lock file held)")]
     DirInUse(PathBuf),
+    /// The master encryption key is not the one this file was written with. Start with the
+    /// right key file (or rotate the folder's key offline first).
+    #[error("wrong encryption key for {file} (its key check does not match)")]
+    WrongKey {
+        /// The tag file (or folder marker) whose key check failed.
+        file: PathBuf,
+    },
+    /// An encrypted page failed its authentication: damaged, torn or tampered with. Its bytes
+    /// are never returned; restore the file from a backup.
+    #[error("encrypted page {page} of {file} failed authentication (damaged or tampered)")]
+    Tampered {
+        /// The data file.
+        file: PathBuf,
+        /// The page number (4096-byte pages from the start of the file).
+        page: u64,
+    },
     /// The engine is closing or closed.
     #[error("engine is closed")]
     Closed,

@@ -13,6 +13,8 @@
 //! - `fixed`: the FixedStore backend of a ConstTree (formats in docs/format-fixed.md): slot
 //!   files per (database, shard), fdatasync'd by the same group-commit round as the log.
 //! - `tree`: per-database dispatch between the VarTree paths in `engine` and ConstTrees.
+//! - `crypto`: encryption at rest (AES-256-GCM pages, tag files; docs/encryption.md), the one
+//!   module that sees keys.
 //! - `cache`: the 4 KiB block cache.
 //! - `recovery`: start-up from hints and log scans.
 //! - `maint`: the sync thread (group commit) and the maintenance thread (hints, expiry sweep,
@@ -23,6 +25,7 @@
 mod cache;
 mod config;
 mod const_tree;
+mod crypto;
 mod engine;
 mod error;
 mod file;
@@ -39,6 +42,9 @@ mod writer;
 
 pub use bytes::Bytes;
 pub use config::{BackendKind, Config, SyncMode, TreeConfig};
+pub use crypto::MasterKey;
+#[doc(hidden)]
+pub use crypto::{record_nonces, recorded_nonces};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use glob::glob_match;
