@@ -448,6 +448,32 @@ pub(crate) fn write_marker(dir: &Path, key: &MasterKey) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Bench seam: one file's cipher, for measuring a page's seal and open outside the engine
+/// (benches/benches/crypto.rs).
+#[doc(hidden)]
+pub struct PageBench {
+    c: FileCipher,
+}
+
+impl PageBench {
+    /// A fresh file's cipher under `master`.
+    pub fn new(master: &MasterKey) -> Result<PageBench> {
+        Ok(PageBench {
+            c: FileCipher::create(master)?.0,
+        })
+    }
+
+    /// Seals `page` (PAGE bytes) in place as data page `page_no`; returns its entry.
+    pub fn seal(&self, page_no: u64, page: &mut [u8]) -> Result<[u8; ENTRY]> {
+        self.c.seal(page_no, 0, PAGE as u32, Role::Data, page)
+    }
+
+    /// Opens a sealed page in place; false if it does not authenticate.
+    pub fn open(&self, page_no: u64, page: &mut [u8], entry: &[u8; ENTRY]) -> bool {
+        self.c.open_page(page_no, Role::Data, page, entry).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

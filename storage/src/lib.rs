@@ -44,7 +44,7 @@ pub use bytes::Bytes;
 pub use config::{BackendKind, Config, SyncMode, TreeConfig};
 pub use crypto::MasterKey;
 #[doc(hidden)]
-pub use crypto::{record_nonces, recorded_nonces};
+pub use crypto::{PageBench, record_nonces, recorded_nonces};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use glob::glob_match;
