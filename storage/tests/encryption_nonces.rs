@@ -38,8 +38,15 @@ fn cfg() -> Config {
 #[derive(Clone, Debug)]
 enum Op {
     /// Set key `k` of database `db` to a value of `len` bytes (database 1: FIXED_SIZE).
-    Set { db: usize, k: u8, len: usize },
-    Del { db: usize, k: u8 },
+    Set {
+        db: usize,
+        k: u8,
+        len: usize,
+    },
+    Del {
+        db: usize,
+        k: u8,
+    },
     Sync,
     Restart,
     Compact,
