@@ -12,16 +12,17 @@
 //! are even.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use bytes::Bytes;
-use crossbeam_epoch::{Atomic, Guard, Owned};
+use crossbeam_epoch::Guard;
 use crossbeam_skiplist::base::SkipList;
 use parking_lot::Mutex;
 
 use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
+use crate::lookup::{Hashed, LookupTable};
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::Gsn;
 use crate::writer::Writer;
@@ -159,6 +160,13 @@ fn store_words(words: &[AtomicU64], value: &[u8]) {
     }
 }
 
+impl<W: Words> Hashed for CNode<W> {
+    #[inline]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
 impl<W: Words> PartialEq for CNode<W> {
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash && self.bytes() == other.bytes()
@@ -222,164 +230,34 @@ pub(crate) fn bitcask_loc(file: u32, offset: u32) -> u64 {
     ((file as u64) << 32) | offset as u64
 }
 
-/// A lookup-table slot is one word: EMPTY, TOMB, or `tag << 48 | ptr`, where ptr is the
-/// address of a `CNode` inside a live skiplist node (8-aligned, so never 0 or 1) and tag is the
-/// top 16 bits of the key's hash. The same scheme as the VarTree's index (index.rs).
-const EMPTY: u64 = 0;
-const TOMB: u64 = 1;
-const PTR_BITS: u32 = 48;
-const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
-const MIN_TABLE: usize = 16;
-
-#[inline]
-fn tag(hash: u64) -> u64 {
-    hash >> PTR_BITS
-}
-
-fn pack(hash: u64, p: usize) -> u64 {
-    // User-space addresses on Linux x86-64 and aarch64 fit in 48 bits.
-    assert!(
-        (p as u64) >> PTR_BITS == 0,
-        "index node address {p:#x} does not fit in 48 bits"
-    );
-    (tag(hash) << PTR_BITS) | p as u64
-}
-
-struct Table {
-    mask: usize,
-    slots: Box<[AtomicU64]>,
-}
-
-impl Table {
-    fn new(cap: usize) -> Table {
-        Table {
-            mask: cap - 1,
-            slots: (0..cap).map(|_| AtomicU64::new(EMPTY)).collect(),
-        }
-    }
-}
-
 /// One shard's slice of a ConstTree: an ordered skiplist (scans) and an open-addressing
 /// table from hash to skiplist node (point lookups: a probe or two instead of a walk).
 pub(crate) struct ConstShard<W: Words> {
     list: SkipList<CNode<W>, ()>,
-    table: Atomic<Table>,
-    /// Table slots that are not EMPTY. Written under the shard lock.
-    used: AtomicUsize,
-    /// Live table entries. Written under the shard lock.
-    live: AtomicUsize,
+    table: LookupTable<CNode<W>>,
 }
 
 impl<W: Words> ConstShard<W> {
     /// The node of (`hash`, `key`), if present. Lock-free.
     #[inline]
     fn get<'a: 'g, 'g>(&'a self, hash: u64, key: &[u8], guard: &'g Guard) -> Option<&'g CNode<W>> {
-        // SAFETY: the table pointer is never null; a replaced table is retired through the
-        // epoch, so it lives while `guard` is pinned.
-        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let want = tag(hash);
-        let mut i = hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Acquire);
-            if w == EMPTY {
-                return None;
-            }
-            if w != TOMB && w >> PTR_BITS == want {
-                // SAFETY: the word was in the table after this thread pinned `guard`. A node
-                // leaves the table (TOMB) before it is unlinked from the skiplist, and
-                // crossbeam destroys unlinked nodes only after every guard pinned before the
-                // unlink is dropped: the CNode is valid for 'g.
-                let k = unsafe { &*((w & PTR_MASK) as usize as *const CNode<W>) };
-                if k.hash == hash && k.bytes() == key {
-                    return Some(k);
-                }
-            }
-            // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
-            i = (i + 1) & t.mask;
-        }
+        self.table.find(hash, guard, |k| k.bytes() == key)
     }
 
     /// Links a node whose key is not present. Caller holds the shard lock.
     fn insert(&self, node: CNode<W>, guard: &Guard) {
-        let hash = node.hash;
         let e = self.list.insert(node, (), guard);
-        let p = e.key() as *const CNode<W> as usize;
+        let p = e.key() as *const CNode<W>;
         e.release(guard);
-        let used = self.used.load(Ordering::Relaxed);
-        // SAFETY: as in `get`.
-        let mut t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        if (used + 1) * 4 > t.slots.len() * 3 {
-            t = self.rebuild(guard);
-        }
-        let mut i = hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Relaxed);
-            if w == EMPTY || w == TOMB {
-                if w == EMPTY {
-                    self.used.fetch_add(1, Ordering::Relaxed);
-                }
-                // Release: a reader that loads the word sees the node it points to.
-                t.slots[i].store(pack(hash, p), Ordering::Release);
-                self.live.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            i = (i + 1) & t.mask;
-        }
-    }
-
-    /// Replaces the table by one sized for the live entries (dropping tombstones).
-    fn rebuild<'g>(&self, guard: &'g Guard) -> &'g Table {
-        let live = self.live.load(Ordering::Relaxed);
-        let cap = ((live + 1) * 2).next_power_of_two().max(MIN_TABLE);
-        let new = Table::new(cap);
-        // SAFETY: as in `get`.
-        let old = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let mut n = 0;
-        for w in old.slots.iter() {
-            let w = w.load(Ordering::Relaxed);
-            if w == EMPTY || w == TOMB {
-                continue;
-            }
-            // SAFETY: a live table word points at a linked node (the caller holds the shard
-            // lock, so nothing unlinks it meanwhile).
-            let hash = unsafe { (*((w & PTR_MASK) as usize as *const CNode<W>)).hash };
-            let mut i = hash as usize & new.mask;
-            while new.slots[i].load(Ordering::Relaxed) != EMPTY {
-                i = (i + 1) & new.mask;
-            }
-            new.slots[i].store(w, Ordering::Relaxed);
-            n += 1;
-        }
-        self.used.store(n, Ordering::Relaxed);
-        self.live.store(n, Ordering::Relaxed);
-        // AcqRel: readers that load the new table see its slots.
-        let old = self.table.swap(Owned::new(new), Ordering::AcqRel, guard);
-        // SAFETY: the old table is unreachable for new readers; readers that loaded it are
-        // pinned and the epoch frees it after they unpin. Only the lock holder swaps.
-        unsafe { guard.defer_destroy(old) };
-        // SAFETY: as in `get`.
-        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+        // SAFETY: `p` is the key of the node just linked; `remove` and `clear_table` take
+        // nodes out of the table before they are unlinked.
+        unsafe { self.table.insert(p, guard) };
     }
 
     /// Unlinks `node` (found under the same lock hold). Caller holds the shard lock.
     fn remove(&self, node: &CNode<W>, guard: &Guard) {
-        let p = node as *const CNode<W> as u64;
-        // SAFETY: as in `get`.
-        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let mut i = node.hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Relaxed);
-            if w == EMPTY {
-                break;
-            }
-            if w != TOMB && w & PTR_MASK == p {
-                // Out of the table before out of the skiplist: see `get`.
-                t.slots[i].store(TOMB, Ordering::Release);
-                self.live.fetch_sub(1, Ordering::Relaxed);
-                break;
-            }
-            i = (i + 1) & t.mask;
-        }
+        // Out of the table before out of the skiplist: see `LookupTable::find`.
+        self.table.remove(node, guard);
         if let Some(e) = self.list.remove(node, guard) {
             e.release(guard);
         }
@@ -387,27 +265,7 @@ impl<W: Words> ConstShard<W> {
 
     /// Empties the table (before the caller unlinks every node). Caller holds the shard lock.
     fn clear_table(&self, guard: &Guard) {
-        let old = self
-            .table
-            .swap(Owned::new(Table::new(MIN_TABLE)), Ordering::AcqRel, guard);
-        // SAFETY: as in `rebuild`.
-        unsafe { guard.defer_destroy(old) };
-        self.used.store(0, Ordering::Relaxed);
-        self.live.store(0, Ordering::Relaxed);
-    }
-}
-
-impl<W: Words> Drop for ConstShard<W> {
-    fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader or writer can reach this shard any more; the current
-        // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
-        // went through `defer_destroy`).
-        unsafe {
-            let t = self
-                .table
-                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
-            drop(t.into_owned());
-        }
+        self.table.clear(guard);
     }
 }
 
@@ -437,9 +295,7 @@ impl<W: Words> ConstTree<W> {
         let shards: Box<[ConstShard<W>]> = (0..n)
             .map(|_| ConstShard {
                 list: SkipList::new(crossbeam_epoch::default_collector().clone()),
-                table: Atomic::new(Table::new(MIN_TABLE)),
-                used: AtomicUsize::new(0),
-                live: AtomicUsize::new(0),
+                table: LookupTable::new(),
             })
             .collect();
         let fixed = fixed.into_iter().map(|f| f.map(Mutex::new)).collect();

@@ -15,10 +15,12 @@
 
 use std::alloc::Layout;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_epoch::{Atomic, Guard, Owned};
+use crossbeam_epoch::Guard;
 use crossbeam_skiplist::base::{self, SkipList};
+
+use crate::lookup::{Hashed, LookupTable};
 
 /// Keys up to this many bytes live inside the skiplist node (no allocation, no pointer chase).
 const INLINE_KEY: usize = 22;
@@ -46,6 +48,13 @@ pub(crate) struct IKey {
     pub hash: u64,
     key: KeyBytes,
     slot: Slot,
+}
+
+impl Hashed for IKey {
+    #[inline]
+    fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl IKey {
@@ -96,91 +105,24 @@ pub(crate) type Node<'g> = &'g IKey;
 /// A skiplist position, for ordered walks.
 pub(crate) type Cursor<'a, 'g> = base::Entry<'a, 'g, IKey, ()>;
 
-/// A table slot is one word: EMPTY, TOMB, or `tag << 48 | ptr`, where ptr is the address of
-/// an `IKey` inside a live skiplist node (8-aligned, so never 0 or 1) and tag is the top 16
-/// bits of the key's hash (a probe dereferences only nodes whose tag matches).
-const EMPTY: u64 = 0;
-const TOMB: u64 = 1;
-const PTR_BITS: u32 = 48;
-const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
-
-#[inline]
-fn tag(hash: u64) -> u64 {
-    hash >> PTR_BITS
-}
-
-fn pack(hash: u64, p: usize) -> u64 {
-    // User-space addresses on Linux x86-64 and aarch64 fit in 48 bits (the kernel hands out
-    // higher ones only to mmap calls that ask for them, which the allocator does not).
-    assert!(
-        (p as u64) >> PTR_BITS == 0,
-        "index node address {p:#x} does not fit in 48 bits"
-    );
-    (tag(hash) << PTR_BITS) | p as u64
-}
-
-struct Table {
-    mask: usize,
-    slots: Box<[AtomicU64]>,
-}
-
-impl Table {
-    fn new(cap: usize) -> Table {
-        Table {
-            mask: cap - 1,
-            slots: (0..cap).map(|_| AtomicU64::new(EMPTY)).collect(),
-        }
-    }
-}
-
 /// One (shard, db) index: the ordered skiplist and the lookup table over it.
 pub(crate) struct Index {
     list: SkipList<IKey, ()>,
-    table: Atomic<Table>,
-    /// Table slots that are not EMPTY (live + tombstones). Written under the shard lock.
-    used: AtomicUsize,
-    /// Live table entries. Written under the shard lock.
-    live: AtomicUsize,
+    table: LookupTable<IKey>,
 }
-
-const MIN_TABLE: usize = 16;
 
 impl Index {
     pub(crate) fn new() -> Index {
         Index {
             list: SkipList::new(crossbeam_epoch::default_collector().clone()),
-            table: Atomic::new(Table::new(MIN_TABLE)),
-            used: AtomicUsize::new(0),
-            live: AtomicUsize::new(0),
+            table: LookupTable::new(),
         }
     }
 
     /// The node of (`hash`, `key`), if present. Lock-free.
     #[inline]
     pub(crate) fn get<'g>(&self, hash: u64, key: &[u8], guard: &'g Guard) -> Option<Node<'g>> {
-        // SAFETY: the table pointer is never null; a replaced table is retired through the
-        // epoch, so it lives while `guard` is pinned.
-        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let want = tag(hash);
-        let mut i = hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Acquire);
-            if w == EMPTY {
-                return None;
-            }
-            if w != TOMB && w >> PTR_BITS == want {
-                // SAFETY: the word was in the table after this thread pinned `guard`. A node
-                // leaves the table (TOMB) before it is unlinked from the skiplist, and
-                // crossbeam destroys unlinked nodes only after every guard pinned before the
-                // unlink is dropped: the IKey is valid for 'g.
-                let k = unsafe { &*((w & PTR_MASK) as usize as *const IKey) };
-                if k.hash == hash && k.bytes() == key {
-                    return Some(k);
-                }
-            }
-            // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
-            i = (i + 1) & t.mask;
-        }
+        self.table.find(hash, guard, |k| k.bytes() == key)
     }
 
     /// Inserts a key that is not in the index. Caller holds the shard lock.
@@ -194,90 +136,20 @@ impl Index {
         let node = self
             .list
             .insert(make_ikey(hash, key, Slot::new(e)), (), guard);
-        let p = node.key() as *const IKey as usize;
+        let p = node.key() as *const IKey;
         node.release(guard);
-        self.table_insert(hash, p, guard);
+        // SAFETY: `p` is the key of the node just linked; `remove` and `clear` take nodes
+        // out of the table before unlinking them.
+        unsafe { self.table.insert(p, guard) };
         // SAFETY: the node was just linked and only this thread (holding the shard lock) can
         // unlink it; it stays valid at least while `guard` is pinned.
-        unsafe { &*(p as *const IKey) }
-    }
-
-    fn table_insert(&self, hash: u64, p: usize, guard: &Guard) {
-        let used = self.used.load(Ordering::Relaxed);
-        // SAFETY: as in `get`.
-        let mut t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        if (used + 1) * 4 > t.slots.len() * 3 {
-            t = self.rebuild(guard);
-        }
-        let mut i = hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Relaxed);
-            if w == EMPTY || w == TOMB {
-                if w == EMPTY {
-                    self.used.fetch_add(1, Ordering::Relaxed);
-                }
-                // Release: a reader that loads the word sees the node it points to.
-                t.slots[i].store(pack(hash, p), Ordering::Release);
-                self.live.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            i = (i + 1) & t.mask;
-        }
-    }
-
-    /// Replaces the table by one sized for the live entries (dropping tombstones).
-    fn rebuild<'g>(&self, guard: &'g Guard) -> &'g Table {
-        let live = self.live.load(Ordering::Relaxed);
-        let cap = ((live + 1) * 2).next_power_of_two().max(MIN_TABLE);
-        let new = Table::new(cap);
-        // SAFETY: as in `get`.
-        let old = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let mut n = 0;
-        for w in old.slots.iter() {
-            let w = w.load(Ordering::Relaxed);
-            if w == EMPTY || w == TOMB {
-                continue;
-            }
-            // SAFETY: a live table word points at a linked node (the caller holds the shard
-            // lock, so nothing unlinks it meanwhile).
-            let hash = unsafe { (*((w & PTR_MASK) as usize as *const IKey)).hash };
-            let mut i = hash as usize & new.mask;
-            while new.slots[i].load(Ordering::Relaxed) != EMPTY {
-                i = (i + 1) & new.mask;
-            }
-            new.slots[i].store(w, Ordering::Relaxed);
-            n += 1;
-        }
-        self.used.store(n, Ordering::Relaxed);
-        self.live.store(n, Ordering::Relaxed);
-        // AcqRel: readers that load the new table see its slots.
-        let old = self.table.swap(Owned::new(new), Ordering::AcqRel, guard);
-        // SAFETY: the old table is unreachable for new readers; readers that loaded it are
-        // pinned and the epoch frees it after they unpin. Only the lock holder swaps.
-        unsafe { guard.defer_destroy(old) };
-        // SAFETY: as in `get`.
-        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+        unsafe { &*p }
     }
 
     /// Removes `node` (found under the same lock hold). Caller holds the shard lock.
     pub(crate) fn remove(&self, node: Node<'_>, guard: &Guard) {
-        let p = node as *const IKey as u64;
-        // SAFETY: as in `get`.
-        let t = unsafe { self.table.load(Ordering::Acquire, guard).deref() };
-        let mut i = node.hash as usize & t.mask;
-        loop {
-            let w = t.slots[i].load(Ordering::Relaxed);
-            if w == EMPTY {
-                break; // not in the table (cannot happen: every node is inserted there)
-            }
-            if w != TOMB && w & PTR_MASK == p {
-                // Out of the table before out of the skiplist: see `get`.
-                t.slots[i].store(TOMB, Ordering::Release);
-                self.live.fetch_sub(1, Ordering::Relaxed);
-                break;
-            }
-            i = (i + 1) & t.mask;
-        }
+        // Out of the table before out of the skiplist: see `LookupTable::find`.
+        self.table.remove(node, guard);
         if let Some(e) = self.list.remove(node, guard) {
             e.release(guard);
         }
@@ -286,13 +158,7 @@ impl Index {
     /// Removes every key, calling `f` on each first. Caller holds the shard lock.
     pub(crate) fn clear(&self, guard: &mut Guard, mut f: impl FnMut(&IKey, &Guard)) {
         // New readers see an empty table at once; the nodes go after.
-        let old = self
-            .table
-            .swap(Owned::new(Table::new(MIN_TABLE)), Ordering::AcqRel, guard);
-        // SAFETY: as in `rebuild`.
-        unsafe { guard.defer_destroy(old) };
-        self.used.store(0, Ordering::Relaxed);
-        self.live.store(0, Ordering::Relaxed);
+        self.table.clear(guard);
         let g: &Guard = guard;
         let mut cur = self.list.front(g);
         while let Some(e) = cur {
@@ -324,20 +190,6 @@ impl Index {
     /// The first node.
     pub(crate) fn front<'a: 'g, 'g>(&'a self, guard: &'g Guard) -> Option<Cursor<'a, 'g>> {
         self.list.front(guard)
-    }
-}
-
-impl Drop for Index {
-    fn drop(&mut self) {
-        // SAFETY: `&mut self`: no reader or writer can reach this index any more; the current
-        // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
-        // went through `defer_destroy`).
-        unsafe {
-            let t = self
-                .table
-                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
-            drop(t.into_owned());
-        }
     }
 }
 

@@ -1,0 +1,221 @@
+//! The lookup table beside each skiplist (the VarTree's `Index` and each ConstTree shard):
+//! an open-addressing table from a key's hash to its node, so a point lookup is a probe or
+//! two and one node instead of a walk through a dozen skiplist levels.
+//!
+//! A slot is one word: EMPTY, TOMB, or `tag << 48 | ptr`, where ptr is the address of a node
+//! inside a live skiplist entry (8-aligned, so never 0 or 1) and tag is the top 16 bits of the
+//! key's hash (a probe dereferences only nodes whose tag matches). The table is written only
+//! under the owner's shard lock, read lock-free, and replaced (RCU, retired through the epoch)
+//! when it grows.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_epoch::{Atomic, Guard, Owned};
+
+const EMPTY: u64 = 0;
+const TOMB: u64 = 1;
+const PTR_BITS: u32 = 48;
+const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
+const MIN_TABLE: usize = 16;
+
+/// A node the table points at: it knows its key's hash.
+pub(crate) trait Hashed {
+    fn hash(&self) -> u64;
+}
+
+#[inline]
+fn tag(hash: u64) -> u64 {
+    hash >> PTR_BITS
+}
+
+fn pack(hash: u64, p: usize) -> u64 {
+    // User-space addresses on Linux x86-64 and aarch64 fit in 48 bits (the kernel hands out
+    // higher ones only to mmap calls that ask for them, which the allocator does not).
+    assert!(
+        (p as u64) >> PTR_BITS == 0,
+        "index node address {p:#x} does not fit in 48 bits"
+    );
+    (tag(hash) << PTR_BITS) | p as u64
+}
+
+struct Table {
+    mask: usize,
+    slots: Box<[AtomicU64]>,
+}
+
+impl Table {
+    fn new(cap: usize) -> Table {
+        Table {
+            mask: cap - 1,
+            slots: (0..cap).map(|_| AtomicU64::new(EMPTY)).collect(),
+        }
+    }
+}
+
+/// The table over nodes of type `T`.
+pub(crate) struct LookupTable<T> {
+    table: Atomic<Table>,
+    /// Slots that are not EMPTY (live + tombstones). Written under the shard lock.
+    used: AtomicUsize,
+    /// Live entries. Written under the shard lock.
+    live: AtomicUsize,
+    _nodes: PhantomData<fn() -> T>,
+}
+
+impl<T: Hashed> LookupTable<T> {
+    pub(crate) fn new() -> LookupTable<T> {
+        LookupTable {
+            table: Atomic::new(Table::new(MIN_TABLE)),
+            used: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+            _nodes: PhantomData,
+        }
+    }
+
+    #[inline]
+    fn current<'g>(&self, guard: &'g Guard) -> &'g Table {
+        // SAFETY: the table pointer is never null; a replaced table is retired through the
+        // epoch, so it lives while `guard` is pinned.
+        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+    }
+
+    /// The first node with this hash for which `is` says yes. Lock-free.
+    #[inline]
+    pub(crate) fn find<'g>(
+        &self,
+        hash: u64,
+        guard: &'g Guard,
+        mut is: impl FnMut(&'g T) -> bool,
+    ) -> Option<&'g T> {
+        let t = self.current(guard);
+        let want = tag(hash);
+        let mut i = hash as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Acquire);
+            if w == EMPTY {
+                return None;
+            }
+            if w != TOMB && w >> PTR_BITS == want {
+                // SAFETY: the word was in the table after this thread pinned `guard`. By
+                // `insert`'s contract a node leaves the table (TOMB) before it is unlinked
+                // from its skiplist, and crossbeam destroys unlinked nodes only after every
+                // guard pinned before the unlink is dropped: the node is valid for 'g.
+                let k = unsafe { &*((w & PTR_MASK) as usize as *const T) };
+                if k.hash() == hash && is(k) {
+                    return Some(k);
+                }
+            }
+            // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
+            i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Adds `node`. Caller holds the shard lock.
+    ///
+    /// # Safety
+    /// `node` must point at a node linked in the owner's skiplist, and it must be taken out
+    /// of this table (`remove` or `clear`) before it is unlinked; nodes are freed through the
+    /// epoch.
+    pub(crate) unsafe fn insert(&self, node: *const T, guard: &Guard) {
+        // SAFETY: by the contract, `node` is a live linked node.
+        let hash = unsafe { (*node).hash() };
+        let used = self.used.load(Ordering::Relaxed);
+        let mut t = self.current(guard);
+        if (used + 1) * 4 > t.slots.len() * 3 {
+            t = self.rebuild(guard);
+        }
+        let mut i = hash as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
+                if w == EMPTY {
+                    self.used.fetch_add(1, Ordering::Relaxed);
+                }
+                // Release: a reader that loads the word sees the node it points to.
+                t.slots[i].store(pack(hash, node as usize), Ordering::Release);
+                self.live.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Replaces the table by one sized for the live entries (dropping tombstones).
+    fn rebuild<'g>(&self, guard: &'g Guard) -> &'g Table {
+        let live = self.live.load(Ordering::Relaxed);
+        let cap = ((live + 1) * 2).next_power_of_two().max(MIN_TABLE);
+        let new = Table::new(cap);
+        let old = self.current(guard);
+        let mut n = 0;
+        for w in old.slots.iter() {
+            let w = w.load(Ordering::Relaxed);
+            if w == EMPTY || w == TOMB {
+                continue;
+            }
+            // SAFETY: a live table word points at a linked node (the caller holds the shard
+            // lock, so nothing unlinks it meanwhile).
+            let hash = unsafe { (*((w & PTR_MASK) as usize as *const T)).hash() };
+            let mut i = hash as usize & new.mask;
+            while new.slots[i].load(Ordering::Relaxed) != EMPTY {
+                i = (i + 1) & new.mask;
+            }
+            new.slots[i].store(w, Ordering::Relaxed);
+            n += 1;
+        }
+        self.used.store(n, Ordering::Relaxed);
+        self.live.store(n, Ordering::Relaxed);
+        // AcqRel: readers that load the new table see its slots.
+        let old = self.table.swap(Owned::new(new), Ordering::AcqRel, guard);
+        // SAFETY: the old table is unreachable for new readers; readers that loaded it are
+        // pinned and the epoch frees it after they unpin. Only the lock holder swaps.
+        unsafe { guard.defer_destroy(old) };
+        self.current(guard)
+    }
+
+    /// Takes `node` out of the table, before the caller unlinks it from the skiplist (see
+    /// `find`). Caller holds the shard lock.
+    pub(crate) fn remove(&self, node: &T, guard: &Guard) {
+        let p = node as *const T as u64;
+        let t = self.current(guard);
+        let mut i = node.hash() as usize & t.mask;
+        loop {
+            let w = t.slots[i].load(Ordering::Relaxed);
+            if w == EMPTY {
+                return; // not in the table (cannot happen: every node is inserted there)
+            }
+            if w != TOMB && w & PTR_MASK == p {
+                t.slots[i].store(TOMB, Ordering::Release);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Empties the table (before the caller unlinks every node). New readers see an empty
+    /// table at once. Caller holds the shard lock.
+    pub(crate) fn clear(&self, guard: &Guard) {
+        let old = self
+            .table
+            .swap(Owned::new(Table::new(MIN_TABLE)), Ordering::AcqRel, guard);
+        // SAFETY: as in `rebuild`.
+        unsafe { guard.defer_destroy(old) };
+        self.used.store(0, Ordering::Relaxed);
+        self.live.store(0, Ordering::Relaxed);
+    }
+}
+
+impl<T> Drop for LookupTable<T> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no reader or writer can reach this table any more; the current
+        // table was allocated by `Owned::new` and is freed exactly once here (replaced tables
+        // went through `defer_destroy`).
+        unsafe {
+            let t = self
+                .table
+                .load(Ordering::Relaxed, crossbeam_epoch::unprotected());
+            drop(t.into_owned());
+        }
+    }
+}
