@@ -18,6 +18,13 @@
 //! the log lock, after flushing the log), then takes each slot file's lock briefly to pick
 //! the files written since the last round, and fdatasyncs them with the log outside every
 //! lock. So every slot write with a GSN at or below the published one is on disk.
+//!
+//! Encryption at rest (a master key in the config): the file's logical bytes are the same,
+//! cut into 4096-byte pages, each kept in three sealed copies with their entries in a tag
+//! file beside it (docs/format-fixed.md, "Encrypted slot files"). A write seals its page to a
+//! copy that holds neither the newest durable version nor one a sync round has in flight
+//! (`choose_copy`), so a crash between a page and its entry only loses that write. Without a
+//! key every write is one pwrite, as drawn above: the only cost is a branch on an `Option`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -1443,7 +1450,7 @@ mod enc_tests {
         for g in 0..4u64 {
             let mut h = H::open(dir.path(), Some(&k), &quiet()).unwrap();
             assert_eq!(h.slots.len(), want.len(), "generation {g}");
-            for i in 0..700 * (g + 1) {
+            for i in 0..300 * (g + 1) {
                 h.set(format!("key{i}").as_bytes(), &val(i, g));
                 want.insert(format!("key{i}").into_bytes(), val(i, g));
                 if i % 97 == 0 {
@@ -1451,7 +1458,7 @@ mod enc_tests {
                 }
             }
             if g == 2 {
-                for i in (0..700).step_by(3) {
+                for i in (0..300).step_by(3) {
                     h.del(format!("key{i}").as_bytes());
                     want.remove(format!("key{i}").as_bytes());
                 }
@@ -1467,7 +1474,7 @@ mod enc_tests {
             drop(h);
             assert_eq!(contents(dir.path(), Some(&k), &quiet()), want);
         }
-        assert!(want.len() > 2000);
+        assert!(want.len() > 1000);
     }
 
     #[test]
@@ -1475,11 +1482,11 @@ mod enc_tests {
         let dir = tempfile::tempdir().unwrap();
         let k = key(2);
         let mut want = HashMap::new();
-        for restart in 0..5u64 {
+        for restart in 0..4u64 {
             let mut h = H::open(dir.path(), Some(&k), &quiet()).unwrap();
-            for round in 0..30u64 {
+            for round in 0..12u64 {
                 for i in 0..64 {
-                    let v = val(i, (restart * 30 + round) % 100);
+                    let v = val(i, restart * 12 + round);
                     h.set(format!("k{i}").as_bytes(), &v);
                     want.insert(format!("k{i}").into_bytes(), v);
                 }
