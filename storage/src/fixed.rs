@@ -1622,6 +1622,52 @@ mod enc_tests {
         assert!(log.loud().is_empty(), "{:?}", log.loud());
     }
 
+    /// A data file cut to a length off the growth sequence (a torn copy of the folder): a
+    /// warning, the length put back, the keys in the pages before the cut intact.
+    #[test]
+    fn a_cut_file_is_put_back_on_the_growth_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(9);
+        let mut h = H::open(dir.path(), Some(&k), &quiet()).unwrap();
+        for i in 0..200u64 {
+            h.set(format!("key{i}").as_bytes(), &val(i, 1));
+        }
+        h.sync();
+        let slots = h.slots.clone();
+        drop(h);
+        let path = data_path(dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len, logical_pages(256, SS as usize) * 3 * PAGE as u64);
+        // Cut into the first copy of the second-last logical page: the last two are lost.
+        let cut = len - 6 * PAGE as u64 + 100;
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let log = capture::Capture::default();
+        let got = contents(dir.path(), Some(&k), &log.logger());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            len,
+            "length put back"
+        );
+        assert!(
+            log.loud().iter().any(|l| l.contains("slot file truncated")),
+            "{:?}",
+            log.loud()
+        );
+        let first_lost_page = len / (3 * PAGE as u64) - 2;
+        for (key, &slot) in &slots {
+            let end = 32 + (slot + 1) * SS;
+            if end <= first_lost_page * PAGE as u64 {
+                assert!(got.contains_key(key), "slot {slot} was before the cut");
+            }
+        }
+        assert!(got.len() >= 150, "{}", got.len());
+    }
+
     #[test]
     fn wrong_key_names_the_tag_file_and_plain_and_encrypted_never_mix() {
         let dir = tempfile::tempdir().unwrap();
