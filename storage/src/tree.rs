@@ -157,6 +157,18 @@ pub(crate) fn attach_const_trees(
     trees: &[(usize, TreeConfig)],
     fixed_max_key: usize,
 ) -> Result<()> {
+    // Until Engine::open passes `config.encryption_key` (it calls this one), slot files are
+    // opened plain.
+    attach_const_trees_keyed(inner, trees, fixed_max_key, None)
+}
+
+/// `attach_const_trees` with the master key: slot files are encrypted under it if given.
+pub(crate) fn attach_const_trees_keyed(
+    inner: &mut Inner,
+    trees: &[(usize, TreeConfig)],
+    fixed_max_key: usize,
+    key: Option<&crate::MasterKey>,
+) -> Result<()> {
     let consts: Vec<(usize, usize, BackendKind)> = trees
         .iter()
         .filter_map(|&(db, t)| match t {
@@ -177,8 +189,15 @@ pub(crate) fn attach_const_trees(
         let mut max_gsn = 0;
         for s in 0..inner.nshards {
             if backend == BackendKind::Fixed {
-                let (f, live, g) =
-                    FixedShard::open(&inner.dir, db, s, value_size, fixed_max_key, &inner.logger)?;
+                let (f, live, g) = FixedShard::open(
+                    &inner.dir,
+                    db,
+                    s,
+                    value_size,
+                    fixed_max_key,
+                    key,
+                    &inner.logger,
+                )?;
                 fixed.push(Some(f));
                 recovered.push(live);
                 max_gsn = max_gsn.max(g);
