@@ -23,7 +23,7 @@ use std::path::Path;
 
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::aes::Aes256;
-use aes_gcm::aes::cipher::{BlockEncrypt, KeyInit as _};
+use aes_gcm::aes::cipher::BlockEncrypt;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 
 use crate::error::{Error, Result};

@@ -58,6 +58,8 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub logger: slog::Logger,
+    /// The master key of an encrypted folder (docs/encryption.md).
+    pub enc_key: Option<crate::MasterKey>,
     pub databases: usize,
     pub nshards: usize,
     pub inline_value_max: usize,
@@ -187,7 +189,12 @@ impl Inner {
         // arrive meanwhile form the next group.
         let (target, files) = {
             let mut log = self.log.lock();
-            log.flush(self)?;
+            if fsync {
+                // Encrypted: also the journal copy of the tail page (rounds never overlap).
+                log.flush_round(self)?;
+            } else {
+                log.flush(self)?;
+            }
             let target = self.gsn.load(Ordering::SeqCst);
             if !fsync {
                 return Ok(false);
@@ -207,13 +214,22 @@ impl Inner {
             }
         }
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
-        for f in &files {
-            if let Err(e) = self.seam.datasync(&f.file) {
-                // Never retry: the kernel may have dropped the dirty pages, and a second
-                // fsync would report success for data that is not on disk (hazard 2).
-                let msg = format!("fsync failed on {}: {e}", f.path.display());
-                self.fail(msg.clone());
-                return Err(Error::WritesRefused(msg));
+        for u in &files {
+            let f = &u.file;
+            let data = u.data.then_some((&f.file, &f.path));
+            let tag = f
+                .enc
+                .as_ref()
+                .filter(|_| u.tag)
+                .map(|c| (&c.tag, &c.tag_path));
+            for (file, path) in data.into_iter().chain(tag) {
+                if let Err(e) = self.seam.datasync(file) {
+                    // Never retry: the kernel may have dropped the dirty pages, and a second
+                    // fsync would report success for data that is not on disk (hazard 2).
+                    let msg = format!("fsync failed on {}: {e}", path.display());
+                    self.fail(msg.clone());
+                    return Err(Error::WritesRefused(msg));
+                }
             }
         }
         if dir_dirty && let Err(e) = self.seam.sync_dir(&self.dir) {
@@ -319,6 +335,9 @@ impl Inner {
                 return Ok(Bytes::copy_from_slice(b));
             }
         }
+        if let Some(c) = &f.enc {
+            return self.read_value_enc(&f, c, off, len, first, last);
+        }
         if len >= CACHE_BYPASS {
             let mut v = vec![0u8; len];
             f.read_exact_at(&mut v, off)?;
@@ -348,6 +367,58 @@ impl Inner {
                         });
                     }
                     self.cache.insert(file, blk, d.clone());
+                    d
+                }
+            };
+            if first == last {
+                return Ok(data.slice(from as usize..to as usize));
+            }
+            out.extend_from_slice(&data[from as usize..to as usize]);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// `read_value` of an encrypted log past the cache hit: whole pages, decrypted (a page
+    /// that fails authentication is `Tampered`, never data), cached decrypted, so a cache
+    /// hit costs what it costs unencrypted. Large values bypass the cache, as plain ones do.
+    #[cold]
+    fn read_value_enc(
+        &self,
+        f: &DataFile,
+        c: &crate::file::LogCrypt,
+        off: u64,
+        len: usize,
+        first: u32,
+        last: u32,
+    ) -> Result<Bytes> {
+        let bypass = len >= CACHE_BYPASS;
+        if !bypass {
+            self.cache.count_miss();
+        }
+        let mut out = Vec::with_capacity(if first == last { 0 } else { len });
+        for blk in first..=last {
+            let bstart = blk as u64 * BLOCK;
+            let from = off.max(bstart) - bstart;
+            let to = (off + len as u64).min(bstart + BLOCK) - bstart;
+            let cached = if bypass {
+                None
+            } else {
+                self.cache.get(f.id, blk, to as usize)
+            };
+            let data = match cached {
+                Some(d) => d,
+                None => {
+                    let d = Bytes::from(f.read_page(c, blk as u64)?);
+                    if d.len() < to as usize {
+                        return Err(Error::Corrupt {
+                            file: f.path.clone(),
+                            offset: off,
+                            reason: "value extends past the end of its log file",
+                        });
+                    }
+                    if !bypass {
+                        self.cache.insert(f.id, blk, d.clone());
+                    }
                     d
                 }
             };
@@ -622,6 +693,13 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = crate::file::lock_dir(&dir)?;
+        // An encrypted folder without its key, a plain folder holding data with a key, or a
+        // wrong key: refused here, before anything is read (docs/encryption.md).
+        crate::crypto::check_folder(
+            &dir,
+            config.encryption_key.as_ref(),
+            crate::file::has_data(&dir)?,
+        )?;
         let trees = config.trees.clone();
         let fixed_max_key = config.fixed_max_key_bytes;
         crate::tree::check_config(&trees, config.databases, fixed_max_key)?;
