@@ -327,6 +327,9 @@ impl Inner {
                 reason: "index points into a missing log file",
             });
         };
+        if let Some(c) = &f.enc {
+            return self.read_value_enc(&f, c, off, len);
+        }
         if off + len as u64 > f.len() {
             // Not written to the OS yet: serve it from the log's write buffer (if it was
             // flushed meanwhile, `flushed` was raised first and the pread below finds it).
@@ -334,9 +337,6 @@ impl Inner {
             if let Some(b) = log.read_buffered(file, off, len) {
                 return Ok(Bytes::copy_from_slice(b));
             }
-        }
-        if let Some(c) = &f.enc {
-            return self.read_value_enc(&f, c, off, len, first, last);
         }
         if len >= CACHE_BYPASS {
             let mut v = vec![0u8; len];
@@ -381,6 +381,8 @@ impl Inner {
     /// `read_value` of an encrypted log past the cache hit: whole pages, decrypted (a page
     /// that fails authentication is `Tampered`, never data), cached decrypted, so a cache
     /// hit costs what it costs unencrypted. Large values bypass the cache, as plain ones do.
+    /// The active log's partly filled tail page is in the write buffer, so a value may start
+    /// in the pages written and end in the buffer.
     #[cold]
     fn read_value_enc(
         &self,
@@ -388,10 +390,38 @@ impl Inner {
         c: &crate::file::LogCrypt,
         off: u64,
         len: usize,
-        first: u32,
-        last: u32,
     ) -> Result<Bytes> {
-        let bypass = len >= CACHE_BYPASS;
+        if off + len as u64 > f.len() {
+            // Copied under the log lock; the pages before it (written once, never changed)
+            // are read after the lock is released.
+            let tail = self.log.lock().read_buffered_from(f.id, off, len);
+            if let Some((split, tail)) = tail {
+                if split == off {
+                    return Ok(Bytes::from(tail));
+                }
+                let head = self.read_pages_enc(f, c, off, (split - off) as usize, len)?;
+                let mut v = Vec::with_capacity(len);
+                v.extend_from_slice(&head);
+                v.extend_from_slice(&tail);
+                return Ok(Bytes::from(v));
+            }
+        }
+        self.read_pages_enc(f, c, off, len, len)
+    }
+
+    /// `len` bytes at `off` of an encrypted log's pages (through the block cache unless
+    /// `value_len` is large).
+    fn read_pages_enc(
+        &self,
+        f: &DataFile,
+        c: &crate::file::LogCrypt,
+        off: u64,
+        len: usize,
+        value_len: usize,
+    ) -> Result<Bytes> {
+        let first = (off / BLOCK) as u32;
+        let last = ((off + len as u64 - 1) / BLOCK) as u32;
+        let bypass = value_len >= CACHE_BYPASS;
         if !bypass {
             self.cache.count_miss();
         }

@@ -271,7 +271,10 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
     for f in &list {
         inner.files.remove(&f.id);
         let hint = hint_path(&inner.dir, f.id);
-        let tags = [crate::crypto::tag_path(&f.path), crate::crypto::tag_path(&hint)];
+        let tags = [
+            crate::crypto::tag_path(&f.path),
+            crate::crypto::tag_path(&hint),
+        ];
         for p in [f.path.clone(), hint].into_iter().chain(tags) {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

@@ -16,9 +16,9 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::BlockCache;
 use crate::config::{Config, SyncMode};
+use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, PageFault, Role, tag_path};
 use crate::engine::{DbCounters, Inner, Shard, hash_key};
 use crate::error::{Error, Result};
-use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, PageFault, Role, tag_path};
 use crate::file::{DataFile, LogCrypt, SyncSeam, entry_off, hint_path, journal_off, parse_name};
 use crate::hint;
 use crate::index::{Index, NewEntry};
@@ -434,7 +434,8 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                     m.add(h, id, off, k, Some(v), inline_max);
                 });
                 if tail {
-                    if valid < view.plain.len() as u64 && !zero_tail(&view.plain[valid as usize..]) {
+                    if valid < view.plain.len() as u64 && !zero_tail(&view.plain[valid as usize..])
+                    {
                         slog::warn!(logger, "cut the torn tail of a log";
                             "file" => %path.display(), "offset" => valid,
                             "page" => valid / PAGE as u64,
@@ -447,7 +448,10 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                     }
                 } else {
                     end = view.plain.len() as u64;
-                    for f in [&enc.crypt.tag, &std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?] {
+                    for f in [
+                        &enc.crypt.tag,
+                        &std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?,
+                    ] {
                         f.sync_data().map_err(|e| Error::io(&path, e))?;
                     }
                 }
@@ -686,7 +690,9 @@ impl EncLog {
         let data = read(path, data_max).map_err(|e| Error::io(path, e))?;
         let tags = match read(&tag_path, tag_max) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && data.is_empty() && data_max > 0 => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && data.is_empty() && data_max > 0 =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(Error::io(&tag_path, e)),

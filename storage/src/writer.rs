@@ -358,6 +358,25 @@ impl Log {
         }
     }
 
+    /// Encrypted: the part of `len` bytes at `offset` of file `file` that is in the buffer,
+    /// if it ends there: (where that part starts, its bytes). Anything before it is in the
+    /// full pages already written.
+    pub(crate) fn read_buffered_from(
+        &self,
+        file: u32,
+        offset: u64,
+        len: usize,
+    ) -> Option<(u64, Vec<u8>)> {
+        let end = offset + len as u64;
+        if file != self.active.id || end <= self.buf_start {
+            return None;
+        }
+        let split = offset.max(self.buf_start);
+        let at = (split - self.buf_start) as usize;
+        let to = (end - self.buf_start) as usize;
+        self.buf.get(at..to).map(|b| (split, b.to_vec()))
+    }
+
     /// Copies `len` bytes at `offset` of file `file` out of the buffer, if they are there.
     pub(crate) fn read_buffered(&self, file: u32, offset: u64, len: usize) -> Option<&[u8]> {
         if file != self.active.id || offset < self.buf_start {
