@@ -1714,6 +1714,60 @@ mod tests {
         Arc::into_inner(e).unwrap().close().unwrap();
     }
 
+    /// Encrypted: only a sync round writes the journal. Flushes because the buffer is full,
+    /// made while a round's fdatasync is in flight, write full data pages and leave both
+    /// journal slots alone (one of them is what that round is making durable, the other the
+    /// newest durable copy before it).
+    #[test]
+    fn encrypted_full_buffer_flushes_leave_the_journal_alone() {
+        use crate::crypto::{ENTRY, PAGE, TAG_HEADER};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            write_buffer_bytes: 4096,
+            encryption_key: Some(crate::MasterKey::from_bytes([3; 32])),
+            ..Config::default()
+        };
+        let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+        e.set(0, b"first", &[1; 100], SetOptions::default())
+            .unwrap();
+        e.sync_all().unwrap();
+        let log = e.inner.log.lock().active.path.clone();
+        let tag = crate::crypto::tag_path(&log);
+        let journal =
+            || std::fs::read(&tag).unwrap()[TAG_HEADER..TAG_HEADER + 2 * (ENTRY + PAGE)].to_vec();
+        let pages = || e.inner.log.lock().active.len() / PAGE as u64;
+        e.hold_syncs(true);
+        e.set(0, b"second", &[2; 100], SetOptions::default())
+            .unwrap();
+        let e2 = e.clone();
+        let round = std::thread::spawn(move || e2.sync_all().unwrap());
+        // The round has written its journal copy and waits in its fdatasync.
+        assert!(e.inner.seam.wait_held(1, Duration::from_secs(10)));
+        let before = (journal(), pages());
+        for i in 0..100u32 {
+            e.set(
+                0,
+                format!("k{i}").as_bytes(),
+                &[3; 200],
+                SetOptions::default(),
+            )
+            .unwrap();
+        }
+        assert!(pages() > before.1 + 3, "full pages were flushed meanwhile");
+        assert!(
+            before.0 == journal(),
+            "a full-buffer flush wrote the journal"
+        );
+        e.hold_syncs(false);
+        round.join().unwrap();
+        e.sync_all().unwrap();
+        assert!(before.0 != journal(), "the next round writes the journal");
+        Arc::into_inner(e).unwrap().close().unwrap();
+    }
+
     /// While one round's fdatasync runs, writes are accepted (the log lock is not held
     /// across it) and form the next group, made durable by the next round.
     #[test]
