@@ -672,6 +672,8 @@ struct View {
     plain: Vec<u8>,
     /// The highest sequence number of a journal copy that authenticated.
     max_jseq: u64,
+    /// The journal slot the last page came from, if it came from the journal.
+    last_slot: Option<u64>,
 }
 
 impl EncLog {
@@ -735,9 +737,10 @@ impl EncLog {
     }
 
     /// Page `i`: the data page if it authenticates, else the newest journal copy of page
-    /// `i` that does. Returns the page (cut to its meaningful length) and whether the data
-    /// page's entry was written (so a miss is damage, not the end of the log).
-    fn page(&self, i: u64, max_jseq: &mut u64) -> (Option<Vec<u8>>, bool) {
+    /// `i` that does. Returns the page (cut to its meaningful length), whether the data
+    /// page's entry was written (so a miss is damage, not the end of the log), and the
+    /// journal slot the page came from.
+    fn page(&self, i: u64, max_jseq: &mut u64) -> (Option<Vec<u8>>, bool, Option<u64>) {
         let e: [u8; ENTRY] = self.tag_bytes(entry_off(i));
         let mut p = vec![0u8; PAGE];
         let at = i as usize * PAGE;
@@ -748,12 +751,12 @@ impl EncLog {
         let written = match self.crypt.cipher.open_page(i, Role::Data, &mut p, &e) {
             Ok(info) => {
                 p.truncate(info.len as usize);
-                return (Some(p), true);
+                return (Some(p), true, None);
             }
             Err(PageFault::Unwritten) => false,
             Err(PageFault::Bad) => true,
         };
-        let mut best: Option<(u64, Vec<u8>)> = None;
+        let mut best: Option<(u64, Vec<u8>, u64)> = None;
         for slot in 0..2 {
             let s: [u8; ENTRY + PAGE] = self.tag_bytes(journal_off(slot));
             let mut p = s[ENTRY..].to_vec();
@@ -763,13 +766,16 @@ impl EncLog {
                 .open_page(i, Role::Journal, &mut p, &s[..ENTRY])
             {
                 *max_jseq = (*max_jseq).max(info.seq);
-                if best.as_ref().is_none_or(|(seq, _)| info.seq > *seq) {
+                if best.as_ref().is_none_or(|(seq, _, _)| info.seq > *seq) {
                     p.truncate(info.len as usize);
-                    best = Some((info.seq, p));
+                    best = Some((info.seq, p, slot));
                 }
             }
         }
-        (best.map(|(_, p)| p), written)
+        match best {
+            Some((_, p, slot)) => (Some(p), written, Some(slot)),
+            None => (None, written, None),
+        }
     }
 
     /// The log's plaintext. The active log (`tail`) ends at the first page with neither an
@@ -781,12 +787,14 @@ impl EncLog {
         let mut v = View {
             plain: Vec::new(),
             max_jseq: 0,
+            last_slot: None,
         };
         let mut i = 0u64;
         loop {
-            let (page, written) = self.page(i, &mut v.max_jseq);
+            let (page, written, slot) = self.page(i, &mut v.max_jseq);
             match page {
                 Some(p) => {
+                    v.last_slot = slot;
                     let full = p.len() == PAGE;
                     v.plain.resize(i as usize * PAGE, 0);
                     v.plain.extend_from_slice(&p);
@@ -844,7 +852,12 @@ fn fix_active_tail(
     data.sync_data().map_err(|e| Error::io(path, e))?;
     let p = valid / PAGE as u64;
     let tail = view.plain[(p as usize * PAGE)..valid as usize].to_vec();
-    let seq = view.max_jseq + 1;
+    // Above every copy seen, in the slot the tail page did not come from (a slot's parity
+    // is its sequence number's).
+    let mut seq = view.max_jseq + 1;
+    if view.last_slot == Some(seq % 2) && valid > p * PAGE as u64 {
+        seq += 1;
+    }
     if !tail.is_empty() {
         let mut slot = vec![0u8; ENTRY + PAGE];
         slot[ENTRY..ENTRY + tail.len()].copy_from_slice(&tail);
