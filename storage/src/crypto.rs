@@ -377,7 +377,8 @@ pub(crate) fn open_whole(
     path: &Path,
 ) -> Result<Vec<u8>> {
     let c = FileCipher::open(master, tags, &tag_path(path))?;
-    if data.len() % PAGE != 0 || (tags.len() - TAG_HEADER) != (data.len() / PAGE) * ENTRY {
+    if !data.len().is_multiple_of(PAGE) || (tags.len() - TAG_HEADER) != (data.len() / PAGE) * ENTRY
+    {
         return Err(Error::Corrupt {
             file: path.to_path_buf(),
             offset: data.len() as u64,

@@ -58,6 +58,8 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync>;
 pub(crate) struct Inner {
     pub dir: PathBuf,
     pub logger: slog::Logger,
+    /// The master key of an encrypted folder (docs/encryption.md).
+    pub enc_key: Option<crate::MasterKey>,
     pub databases: usize,
     pub nshards: usize,
     pub inline_value_max: usize,
@@ -187,7 +189,12 @@ impl Inner {
         // arrive meanwhile form the next group.
         let (target, files) = {
             let mut log = self.log.lock();
-            log.flush(self)?;
+            if fsync {
+                // Encrypted: also the journal copy of the tail page (rounds never overlap).
+                log.flush_round(self)?;
+            } else {
+                log.flush(self)?;
+            }
             let target = self.gsn.load(Ordering::SeqCst);
             if !fsync {
                 return Ok(false);
@@ -207,13 +214,22 @@ impl Inner {
             }
         }
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
-        for f in &files {
-            if let Err(e) = self.seam.datasync(&f.file) {
-                // Never retry: the kernel may have dropped the dirty pages, and a second
-                // fsync would report success for data that is not on disk (hazard 2).
-                let msg = format!("fsync failed on {}: {e}", f.path.display());
-                self.fail(msg.clone());
-                return Err(Error::WritesRefused(msg));
+        for u in &files {
+            let f = &u.file;
+            let data = u.data.then_some((&f.file, &f.path));
+            let tag = f
+                .enc
+                .as_ref()
+                .filter(|_| u.tag)
+                .map(|c| (&c.tag, &c.tag_path));
+            for (file, path) in data.into_iter().chain(tag) {
+                if let Err(e) = self.seam.datasync(file) {
+                    // Never retry: the kernel may have dropped the dirty pages, and a second
+                    // fsync would report success for data that is not on disk (hazard 2).
+                    let msg = format!("fsync failed on {}: {e}", path.display());
+                    self.fail(msg.clone());
+                    return Err(Error::WritesRefused(msg));
+                }
             }
         }
         if dir_dirty && let Err(e) = self.seam.sync_dir(&self.dir) {
@@ -311,6 +327,9 @@ impl Inner {
                 reason: "index points into a missing log file",
             });
         };
+        if let Some(c) = &f.enc {
+            return self.read_value_enc(&f, c, off, len);
+        }
         if off + len as u64 > f.len() {
             // Not written to the OS yet: serve it from the log's write buffer (if it was
             // flushed meanwhile, `flushed` was raised first and the pread below finds it).
@@ -348,6 +367,88 @@ impl Inner {
                         });
                     }
                     self.cache.insert(file, blk, d.clone());
+                    d
+                }
+            };
+            if first == last {
+                return Ok(data.slice(from as usize..to as usize));
+            }
+            out.extend_from_slice(&data[from as usize..to as usize]);
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// `read_value` of an encrypted log past the cache hit: whole pages, decrypted (a page
+    /// that fails authentication is `Tampered`, never data), cached decrypted, so a cache
+    /// hit costs what it costs unencrypted. Large values bypass the cache, as plain ones do.
+    /// The active log's partly filled tail page is in the write buffer, so a value may start
+    /// in the pages written and end in the buffer.
+    #[cold]
+    fn read_value_enc(
+        &self,
+        f: &DataFile,
+        c: &crate::file::LogCrypt,
+        off: u64,
+        len: usize,
+    ) -> Result<Bytes> {
+        if off + len as u64 > f.len() {
+            // Copied under the log lock; the pages before it (written once, never changed)
+            // are read after the lock is released.
+            let tail = self.log.lock().read_buffered_from(f.id, off, len);
+            if let Some((split, tail)) = tail {
+                if split == off {
+                    return Ok(Bytes::from(tail));
+                }
+                let head = self.read_pages_enc(f, c, off, (split - off) as usize, len)?;
+                let mut v = Vec::with_capacity(len);
+                v.extend_from_slice(&head);
+                v.extend_from_slice(&tail);
+                return Ok(Bytes::from(v));
+            }
+        }
+        self.read_pages_enc(f, c, off, len, len)
+    }
+
+    /// `len` bytes at `off` of an encrypted log's pages (through the block cache unless
+    /// `value_len` is large).
+    fn read_pages_enc(
+        &self,
+        f: &DataFile,
+        c: &crate::file::LogCrypt,
+        off: u64,
+        len: usize,
+        value_len: usize,
+    ) -> Result<Bytes> {
+        let first = (off / BLOCK) as u32;
+        let last = ((off + len as u64 - 1) / BLOCK) as u32;
+        let bypass = value_len >= CACHE_BYPASS;
+        if !bypass {
+            self.cache.count_miss();
+        }
+        let mut out = Vec::with_capacity(if first == last { 0 } else { len });
+        for blk in first..=last {
+            let bstart = blk as u64 * BLOCK;
+            let from = off.max(bstart) - bstart;
+            let to = (off + len as u64).min(bstart + BLOCK) - bstart;
+            let cached = if bypass {
+                None
+            } else {
+                self.cache.get(f.id, blk, to as usize)
+            };
+            let data = match cached {
+                Some(d) => d,
+                None => {
+                    let d = Bytes::from(f.read_page(c, blk as u64)?);
+                    if d.len() < to as usize {
+                        return Err(Error::Corrupt {
+                            file: f.path.clone(),
+                            offset: off,
+                            reason: "value extends past the end of its log file",
+                        });
+                    }
+                    if !bypass {
+                        self.cache.insert(f.id, blk, d.clone());
+                    }
                     d
                 }
             };
@@ -622,6 +723,13 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock = crate::file::lock_dir(&dir)?;
+        // An encrypted folder without its key, a plain folder holding data with a key, or a
+        // wrong key: refused here, before anything is read (docs/encryption.md).
+        crate::crypto::check_folder(
+            &dir,
+            config.encryption_key.as_ref(),
+            crate::file::has_data(&dir)?,
+        )?;
         let trees = config.trees.clone();
         let fixed_max_key = config.fixed_max_key_bytes;
         crate::tree::check_config(&trees, config.databases, fixed_max_key)?;
@@ -1603,6 +1711,60 @@ mod tests {
         );
         drop(held);
         assert!(round.join().unwrap() >= g);
+        Arc::into_inner(e).unwrap().close().unwrap();
+    }
+
+    /// Encrypted: only a sync round writes the journal. Flushes because the buffer is full,
+    /// made while a round's fdatasync is in flight, write full data pages and leave both
+    /// journal slots alone (one of them is what that round is making durable, the other the
+    /// newest durable copy before it).
+    #[test]
+    fn encrypted_full_buffer_flushes_leave_the_journal_alone() {
+        use crate::crypto::{ENTRY, PAGE, TAG_HEADER};
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            write_buffer_bytes: 4096,
+            encryption_key: Some(crate::MasterKey::from_bytes([3; 32])),
+            ..Config::default()
+        };
+        let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+        e.set(0, b"first", &[1; 100], SetOptions::default())
+            .unwrap();
+        e.sync_all().unwrap();
+        let log = e.inner.log.lock().active.path.clone();
+        let tag = crate::crypto::tag_path(&log);
+        let journal =
+            || std::fs::read(&tag).unwrap()[TAG_HEADER..TAG_HEADER + 2 * (ENTRY + PAGE)].to_vec();
+        let pages = || e.inner.log.lock().active.len() / PAGE as u64;
+        e.hold_syncs(true);
+        e.set(0, b"second", &[2; 100], SetOptions::default())
+            .unwrap();
+        let e2 = e.clone();
+        let round = std::thread::spawn(move || e2.sync_all().unwrap());
+        // The round has written its journal copy and waits in its fdatasync.
+        assert!(e.inner.seam.wait_held(1, Duration::from_secs(10)));
+        let before = (journal(), pages());
+        for i in 0..100u32 {
+            e.set(
+                0,
+                format!("k{i}").as_bytes(),
+                &[3; 200],
+                SetOptions::default(),
+            )
+            .unwrap();
+        }
+        assert!(pages() > before.1 + 3, "full pages were flushed meanwhile");
+        assert!(
+            before.0 == journal(),
+            "a full-buffer flush wrote the journal"
+        );
+        e.hold_syncs(false);
+        round.join().unwrap();
+        e.sync_all().unwrap();
+        assert!(before.0 != journal(), "the next round writes the journal");
         Arc::into_inner(e).unwrap().close().unwrap();
     }
 

@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, Role, TAG_HEADER, tag_path};
 use crate::error::{Error, Result};
 
 /// Path of log file `id`.
@@ -16,6 +17,20 @@ pub(crate) fn log_path(dir: &Path, id: u32) -> PathBuf {
 /// Path of the hint file of log `id`.
 pub(crate) fn hint_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:010}.hint"))
+}
+
+/// Whether `dir` holds data files: a log, hint or FixedStore slot file.
+pub(crate) fn has_data(dir: &Path) -> Result<bool> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(dir, e))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".slots") || matches!(parse_name(name), Some((_, "log" | "hint"))) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Parses `0000000042.log` / `.hint` names.
@@ -152,41 +167,106 @@ pub(crate) fn fallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes of a log tag file's two journal slots (each an entry, then a page of ciphertext).
+pub(crate) const JOURNAL: u64 = 2 * (ENTRY + PAGE) as u64;
+
+/// Offset in a log's tag file of journal slot `slot`'s entry (its page follows it).
+pub(crate) fn journal_off(slot: u64) -> u64 {
+    TAG_HEADER as u64 + slot * (ENTRY + PAGE) as u64
+}
+
+/// Offset in a log's tag file of data page `page`'s entry.
+pub(crate) fn entry_off(page: u64) -> u64 {
+    TAG_HEADER as u64 + JOURNAL + page * ENTRY as u64
+}
+
+/// The encryption side of an encrypted log (docs/encryption.md): its cipher and tag file.
+pub(crate) struct LogCrypt {
+    pub cipher: FileCipher,
+    pub tag: File,
+    pub tag_path: PathBuf,
+}
+
 /// One log file.
 pub(crate) struct DataFile {
     pub id: u32,
     pub path: PathBuf,
     pub file: File,
-    /// Bytes written to the OS (readers may pread below this).
+    /// Bytes written to the OS (readers may pread below this). Encrypted: the end of the
+    /// full pages written (the partial tail page is in the writer's buffer), or of the
+    /// meaningful bytes once sealed.
     pub flushed: AtomicU64,
     /// Bytes of records no longer referenced (superseded, deleted, tombstones, markers).
     pub dead: AtomicU64,
     /// Full: no more appends; compaction and hints may use it.
     pub sealed: AtomicBool,
+    /// Some when the folder is encrypted.
+    pub enc: Option<LogCrypt>,
 }
 
 impl DataFile {
-    pub(crate) fn create(dir: &Path, id: u32, header: &[u8]) -> Result<DataFile> {
+    /// Creates log `id`. Plain: writes `header` at offset 0. Encrypted: creates the tag file
+    /// first (its header and empty journal), then an empty data file; the log header is then
+    /// the start of page 0's plaintext, which the writer keeps in its buffer.
+    pub(crate) fn create(
+        dir: &Path,
+        id: u32,
+        header: &[u8],
+        key: Option<&MasterKey>,
+    ) -> Result<DataFile> {
         let path = log_path(dir, id);
+        let enc = match key {
+            None => None,
+            Some(k) => {
+                let (cipher, th) = FileCipher::create(k)?;
+                let tag_path = tag_path(&path);
+                let tag = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tag_path)
+                    .map_err(|e| Error::io(&tag_path, e))?;
+                tag.write_all_at(&th, 0)
+                    .and_then(|()| tag.set_len(TAG_HEADER as u64 + JOURNAL))
+                    .map_err(|e| Error::io(&tag_path, e))?;
+                Some(LogCrypt {
+                    cipher,
+                    tag,
+                    tag_path,
+                })
+            }
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        file.write_all_at(header, 0)
-            .map_err(|e| Error::io(&path, e))?;
+        let flushed = if enc.is_none() {
+            file.write_all_at(header, 0)
+                .map_err(|e| Error::io(&path, e))?;
+            header.len() as u64
+        } else {
+            0
+        };
         Ok(DataFile {
             id,
             path,
             file,
-            flushed: AtomicU64::new(header.len() as u64),
+            flushed: AtomicU64::new(flushed),
             dead: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
+            enc,
         })
     }
 
-    pub(crate) fn open_existing(path: PathBuf, id: u32, len: u64) -> Result<DataFile> {
+    pub(crate) fn open_existing(
+        path: PathBuf,
+        id: u32,
+        len: u64,
+        enc: Option<LogCrypt>,
+    ) -> Result<DataFile> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -199,6 +279,7 @@ impl DataFile {
             flushed: AtomicU64::new(len),
             dead: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
+            enc,
         })
     }
 
@@ -214,17 +295,98 @@ impl DataFile {
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (short at end of file).
     pub(crate) fn read_at_most(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io(&self.path, e)),
+        read_at_most(&self.file, &self.path, buf, offset)
+    }
+
+    /// Encrypted: page `page` of the data file, decrypted and cut to its meaningful length.
+    /// A page that does not authenticate (or cannot be read whole) is `Tampered`.
+    pub(crate) fn read_page(&self, c: &LogCrypt, page: u64) -> Result<Vec<u8>> {
+        let tampered = || Error::Tampered {
+            file: self.path.clone(),
+            page,
+        };
+        let mut p = vec![0u8; PAGE];
+        if self.read_at_most(&mut p, page * PAGE as u64)? != PAGE {
+            return Err(tampered());
+        }
+        let mut e = [0u8; ENTRY];
+        if read_at_most(&c.tag, &c.tag_path, &mut e, entry_off(page))? != ENTRY {
+            return Err(tampered());
+        }
+        let info = c
+            .cipher
+            .open_page(page, Role::Data, &mut p, &e)
+            .map_err(|_| tampered())?;
+        p.truncate(info.len as usize);
+        Ok(p)
+    }
+
+    /// `len` bytes at `offset` of the log's plaintext (the file's bytes when not encrypted),
+    /// from what is on disk (below `len()`).
+    pub(crate) fn read_plain(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let Some(c) = &self.enc else {
+            let mut v = vec![0u8; len];
+            self.read_exact_at(&mut v, offset)?;
+            return Ok(v);
+        };
+        let mut out = Vec::with_capacity(len);
+        let end = offset + len as u64;
+        let mut at = offset;
+        while at < end {
+            let page = at / PAGE as u64;
+            let p = self.read_page(c, page)?;
+            let from = (at - page * PAGE as u64) as usize;
+            let to = ((end - page * PAGE as u64) as usize).min(PAGE);
+            if p.len() < to {
+                return Err(Error::Corrupt {
+                    file: self.path.clone(),
+                    offset,
+                    reason: "value extends past the end of its log file",
+                });
+            }
+            out.extend_from_slice(&p[from..to]);
+            at = page * PAGE as u64 + to as u64;
+        }
+        Ok(out)
+    }
+
+    /// The whole plaintext of a log on disk (up to `len()`). Encrypted: page by page; a page
+    /// that fails authentication is logged with the file and page and reads as zeros (the
+    /// record scan then skips it, as it skips a bad record of a plain log).
+    pub(crate) fn read_all_plain(&self, logger: &slog::Logger) -> Result<Vec<u8>> {
+        let len = self.len() as usize;
+        let Some(c) = &self.enc else {
+            let mut data = vec![0u8; len];
+            self.read_exact_at(&mut data, 0)?;
+            return Ok(data);
+        };
+        let mut data = vec![0u8; len];
+        for (i, chunk) in data.chunks_mut(PAGE).enumerate() {
+            match self.read_page(c, i as u64) {
+                Ok(p) if p.len() >= chunk.len() => chunk.copy_from_slice(&p[..chunk.len()]),
+                Ok(p) => chunk[..p.len()].copy_from_slice(&p),
+                Err(e) => {
+                    slog::error!(logger, "encrypted log page failed authentication; its records are skipped";
+                        "file" => %self.path.display(), "page" => i, "error" => %e);
+                }
             }
         }
-        Ok(done)
+        Ok(data)
     }
+}
+
+/// Reads up to `buf.len()` bytes of `file` at `offset`; returns how many (short at its end).
+pub(crate) fn read_at_most(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(done)
 }
 
 /// Takes an exclusive advisory lock (flock) on `<dir>/LOCK`, held for as long as the returned

@@ -159,10 +159,35 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
     }
 }
 
-fn read_file(f: &DataFile) -> Result<Vec<u8>> {
-    let mut data = vec![0u8; f.len() as usize];
-    f.read_exact_at(&mut data, 0)?;
-    Ok(data)
+/// A sealed log's records (its plaintext, through page decryption when encrypted).
+fn read_file(inner: &Inner, f: &DataFile) -> Result<Vec<u8>> {
+    f.read_all_plain(&inner.logger)
+}
+
+/// fdatasync of a log's data file and (encrypted) its tag file, through the seam; a failure
+/// refuses writes like any fsync failure.
+fn datasync_log(inner: &Inner, f: &DataFile) -> Result<()> {
+    let tag = f.enc.as_ref().map(|c| (&c.tag, &c.tag_path));
+    for (file, path) in std::iter::once((&f.file, &f.path)).chain(tag) {
+        if let Err(e) = inner.seam.datasync(file) {
+            let msg = format!("fsync failed on {}: {e}", path.display());
+            inner.fail(msg.clone());
+            return Err(Error::WritesRefused(msg));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `tmp` and fdatasyncs it (through the seam).
+fn write_synced(inner: &Inner, tmp: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e))?;
+    let t = std::fs::File::open(tmp).map_err(|e| Error::io(tmp, e))?;
+    if let Err(e) = inner.seam.datasync(&t) {
+        let msg = format!("fsync failed on {}: {e}", tmp.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
+    }
+    Ok(())
 }
 
 /// Writes the hint files of sealed logs that have none yet.
@@ -188,12 +213,8 @@ pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
 fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     // The hint must never describe records that are not durable in the log: sync the log
     // first (through the seam: a failure here is an fsync failure like any other).
-    if let Err(e) = inner.seam.datasync(&f.file) {
-        let msg = format!("fsync failed on {}: {e}", f.path.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
-    }
-    let data = read_file(f)?;
+    datasync_log(inner, f)?;
+    let data = read_file(inner, f)?;
     let mut hw = HintWriter::new(f.id);
     scan_log(&data, true, &f.path, &inner.logger, |h, off, k, v| {
         let keep_value =
@@ -213,12 +234,20 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     let bytes = hw.finish();
     let path = hint_path(&inner.dir, f.id);
     let tmp = path.with_extension("hint.tmp");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    let t = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    if let Err(e) = inner.seam.datasync(&t) {
-        let msg = format!("fsync failed on {}: {e}", tmp.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
+    match &inner.enc_key {
+        None => {
+            write_synced(inner, &tmp, &bytes)?;
+        }
+        Some(k) => {
+            // Encrypted: whole pages, the tag file beside them; the tag is renamed into place
+            // first, so a hint in place always has its tag (docs/encryption.md).
+            let (data, tags) = crate::crypto::seal_whole(k, &bytes)?;
+            let tag = crate::crypto::tag_path(&path);
+            let tag_tmp = path.with_extension("hint.tag.tmp");
+            write_synced(inner, &tmp, &data)?;
+            write_synced(inner, &tag_tmp, &tags)?;
+            std::fs::rename(&tag_tmp, &tag).map_err(|e| Error::io(&tag, e))?;
+        }
     }
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     // fsync the directory, or the rename can be lost (hazard 3).
@@ -241,7 +270,12 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
     }
     for f in &list {
         inner.files.remove(&f.id);
-        for p in [f.path.clone(), hint_path(&inner.dir, f.id)] {
+        let hint = hint_path(&inner.dir, f.id);
+        let tags = [
+            crate::crypto::tag_path(&f.path),
+            crate::crypto::tag_path(&hint),
+        ];
+        for p in [f.path.clone(), hint].into_iter().chain(tags) {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -323,7 +357,7 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
     {
         return Ok(false);
     }
-    let data = read_file(f)?;
+    let data = read_file(inner, f)?;
     let mut recs = Vec::new();
     scan_log(&data, true, &f.path, &inner.logger, |h, off, _, _| {
         recs.push((*h, off))

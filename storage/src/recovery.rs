@@ -5,6 +5,7 @@
 //! preallocated space after the last record is the expected end of the active log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -15,15 +16,16 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cache::BlockCache;
 use crate::config::{Config, SyncMode};
+use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, PageFault, Role, tag_path};
 use crate::engine::{DbCounters, Inner, Shard, hash_key};
 use crate::error::{Error, Result};
-use crate::file::{DataFile, SyncSeam, hint_path, parse_name};
+use crate::file::{DataFile, LogCrypt, SyncSeam, entry_off, hint_path, journal_off, parse_name};
 use crate::hint;
 use crate::index::{Index, NewEntry};
 use crate::record::{
     self, DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, LogKind, RECORD_HEADER,
 };
-use crate::writer::{Log, Writer};
+use crate::writer::{Log, Unsynced, Writer};
 
 /// What recovery knows about a key: its newest record so far.
 struct Rec {
@@ -161,10 +163,35 @@ fn read_all(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Loads a hint file's entries into `m`; false if the hint is missing or bad.
-fn load_hint(dir: &Path, id: u32, m: &mut Merge, inline_max: usize, logger: &slog::Logger) -> bool {
+fn load_hint(
+    dir: &Path,
+    id: u32,
+    m: &mut Merge,
+    inline_max: usize,
+    key: Option<&MasterKey>,
+    logger: &slog::Logger,
+) -> bool {
     let path = hint_path(dir, id);
     let Ok(data) = std::fs::read(&path) else {
         return false;
+    };
+    let data = match key {
+        None => data,
+        Some(k) => {
+            // Encrypted: the tag file must be there and every page authentic.
+            let tag = tag_path(&path);
+            let opened = std::fs::read(&tag)
+                .map_err(|e| Error::io(&tag, e))
+                .and_then(|t| crate::crypto::open_whole(k, data, &t, &path));
+            match opened {
+                Ok(d) => d,
+                Err(e) => {
+                    slog::warn!(logger, "encrypted hint file cannot be used; scanning the log instead";
+                        "file" => %path.display(), "error" => %e);
+                    return false;
+                }
+            }
+        }
     };
     let Some((body, count)) = hint::verify(&data, id) else {
         slog::warn!(logger, "hint file failed its check; scanning the log instead"; "file" => %path.display());
@@ -220,6 +247,8 @@ fn cut(path: &Path, len: u64) -> Result<()> {
 
 pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     let logger = cfg.logger.clone();
+    let key = cfg.encryption_key.clone();
+    let mut tags: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut logs: BTreeMap<u32, PathBuf> = BTreeMap::new();
     let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     for ent in rd {
@@ -231,8 +260,22 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             let _ = std::fs::remove_file(ent.path());
             continue;
         }
-        if let Some((id, "log")) = parse_name(name) {
-            logs.insert(id, ent.path());
+        match parse_name(name) {
+            Some((id, "log")) => {
+                logs.insert(id, ent.path());
+            }
+            Some((_, "log.tag" | "hint.tag")) => {
+                let p = ent.path();
+                tags.push((p.with_extension(""), p));
+            }
+            _ => {}
+        }
+    }
+    for (data, tag) in tags {
+        // The tag file of a log or hint that is gone (a crash between the two unlinks, or a
+        // hint's tag renamed into place just before a crash): nothing refers to it.
+        if !data.exists() {
+            std::fs::remove_file(&tag).map_err(|e| Error::io(&tag, e))?;
         }
     }
     let max_id = logs.keys().next_back().copied().unwrap_or(0);
@@ -245,6 +288,43 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         let len = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
+        if let Some(key) = &key {
+            // Encrypted: the header is the start of page 0's plaintext (its data page, or
+            // the journal copy while the log is shorter than a page).
+            let page0 = match EncLog::read(path, key, PAGE as u64, entry_off(1))? {
+                Some(enc) => enc.page(0, &mut 0).0,
+                None => None,
+            };
+            let kind = page0.as_deref().and_then(record::parse_log_header);
+            match kind {
+                Some(LogKind::Shared { shards }) => {
+                    if *stored_shards.get_or_insert(shards) != shards {
+                        return Err(Error::Corrupt {
+                            file: path.clone(),
+                            offset: 0,
+                            reason: "log header disagrees with the other logs on the shard count",
+                        });
+                    }
+                    found.push(Found {
+                        id,
+                        path: path.clone(),
+                        len,
+                        per_shard: None,
+                    });
+                }
+                _ if page0.is_none() && len == 0 => {
+                    slog::warn!(logger, "removing an encrypted log that holds nothing"; "file" => %path.display());
+                    remove_log(path)?;
+                }
+                _ => {
+                    let bad = path.with_extension("bad");
+                    slog::error!(logger, "encrypted log's first page or header is damaged; file set aside, its records are skipped";
+                        "file" => %path.display(), "page" => 0, "renamed_to" => %bad.display());
+                    std::fs::rename(path, &bad).map_err(|e| Error::io(path, e))?;
+                }
+            }
+            continue;
+        }
         let kind = if len >= LOG_HEADER as u64 {
             let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             std::os::unix::fs::FileExt::read_exact_at(&f, &mut hdr, 0)
@@ -328,14 +408,56 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     let mut need_hints: Vec<Arc<DataFile>> = Vec::new();
     let started = std::time::Instant::now();
     let mut last_progress = started;
+    // Encrypted: the recovered active log's partly filled tail page and journal sequence.
+    let mut active_tail: Option<(Vec<u8>, u64)> = None;
     for Found { id, path, len, .. } in found {
         let tail = tails.contains(&id);
         let mut end = len;
         let mut hinted = false;
         if !tail {
-            hinted = load_hint(&dir, id, &mut m, inline_max, &logger);
+            hinted = load_hint(&dir, id, &mut m, inline_max, key.as_ref(), &logger);
         }
-        if !hinted {
+        let mut crypt = None;
+        if let Some(k) = &key {
+            let enc = EncLog::read(&path, k, if hinted { 0 } else { u64::MAX }, u64::MAX)?
+                .ok_or_else(|| {
+                    Error::io(
+                        tag_path(&path),
+                        std::io::Error::from(std::io::ErrorKind::NotFound),
+                    )
+                })?;
+            if hinted {
+                end = enc.sealed_len();
+            } else {
+                let view = enc.view(&path, tail, &logger);
+                let valid = scan_log(&view.plain, !tail, &path, &logger, |h, off, k, v| {
+                    m.add(h, id, off, k, Some(v), inline_max);
+                });
+                if tail {
+                    if valid < view.plain.len() as u64 && !zero_tail(&view.plain[valid as usize..])
+                    {
+                        slog::warn!(logger, "cut the torn tail of a log";
+                            "file" => %path.display(), "offset" => valid,
+                            "page" => valid / PAGE as u64,
+                            "dropped_bytes" => view.plain.len() as u64 - valid);
+                    }
+                    let (buf, seq) = fix_active_tail(&path, &enc, &view, valid, &logger)?;
+                    end = valid / PAGE as u64 * PAGE as u64;
+                    if Some(id) == active_id {
+                        active_tail = Some((buf, seq));
+                    }
+                } else {
+                    end = view.plain.len() as u64;
+                    for f in [
+                        &enc.crypt.tag,
+                        &std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?,
+                    ] {
+                        f.sync_data().map_err(|e| Error::io(&path, e))?;
+                    }
+                }
+            }
+            crypt = Some(enc.crypt);
+        } else if !hinted {
             let data = read_all(&path)?;
             let valid = scan_log(&data, !tail, &path, &logger, |h, off, k, v| {
                 m.add(h, id, off, k, Some(v), inline_max);
@@ -359,8 +481,9 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 end = valid;
             }
         }
-        let df = Arc::new(DataFile::open_existing(path, id, end)?);
-        if !hinted {
+        let encrypted = crypt.is_some();
+        let df = Arc::new(DataFile::open_existing(path, id, end, crypt)?);
+        if !hinted && !encrypted {
             // Everything recovered is reported durable (durable_gsn starts at the highest GSN
             // seen): make it so, in case it was only in the page cache at the crash. (A
             // sealed log with a valid hint was synced before its hint was written.)
@@ -401,10 +524,9 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
                 let Some(df) = opened.get(&rec.file) else {
                     continue;
                 };
-                let mut v = vec![0u8; rec.value_len as usize];
-                df.read_exact_at(
-                    &mut v,
+                let v = df.read_plain(
                     rec.offset as u64 + (RECORD_HEADER + key.len()) as u64,
+                    rec.value_len as usize,
                 )?;
                 inline = Some(v.into_boxed_slice());
             }
@@ -447,7 +569,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             let id = next_id;
             next_id += 1;
             let header = record::encode_log_header(nshards as u32);
-            let f = Arc::new(DataFile::create(&dir, id, &header)?);
+            let f = Arc::new(DataFile::create(&dir, id, &header, key.as_ref())?);
             // Durable once the directory is fsynced: the first sync round does it.
             dir_dirty = true;
             files.insert(id, f.clone());
@@ -457,18 +579,36 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     };
     let max_gsn = m.max_gsn;
     let write_buffer_bytes = cfg.write_buffer_bytes.max(4096);
-    let log = Log {
+    let fresh = active.enc.is_some() && active_tail.is_none();
+    let mut log = Log {
         buf: Vec::with_capacity(write_buffer_bytes),
         buf_start: active.len(),
-        unsynced: vec![active.clone()],
+        unsynced: vec![Unsynced {
+            file: active.clone(),
+            data: true,
+            tag: active.enc.is_some(),
+        }],
         alloc_end: active.len(),
         no_prealloc: false,
         active,
         disk_files,
+        jseq: 0,
+        journaled_end: 0,
+        scratch: Vec::new(),
     };
+    if fresh {
+        // A new encrypted log: its header waits in the buffer as page 0's start.
+        log.start_buffer(&record::encode_log_header(nshards as u32));
+    } else if let Some((tail, seq)) = active_tail {
+        // The reopened encrypted log continues its tail page (journalled at `seq`).
+        log.buf.extend_from_slice(&tail);
+        log.jseq = seq;
+        log.journaled_end = log.buf_start + tail.len() as u64;
+    }
     let inner = Inner {
         dir: dir.clone(),
         logger: logger.clone(),
+        enc_key: key,
         databases,
         nshards,
         inline_value_max: inline_max,
@@ -515,6 +655,247 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         "keys" => inner.dbs.iter().map(|c| c.keys.load(Ordering::Relaxed)).sum::<u64>(),
         "last_gsn" => max_gsn, "elapsed_ms" => started.elapsed().as_millis() as u64);
     Ok(inner)
+}
+
+// ---------------------------------------------------------------- encrypted logs
+
+/// An encrypted log's files as read at start-up.
+struct EncLog {
+    crypt: LogCrypt,
+    data: Vec<u8>,
+    tags: Vec<u8>,
+}
+
+/// The plaintext view of an encrypted log, page by page (docs/encryption.md).
+struct View {
+    /// Page `i` at byte `i * PAGE`; ends at the last good page's meaningful bytes.
+    plain: Vec<u8>,
+    /// The highest sequence number of a journal copy that authenticated.
+    max_jseq: u64,
+    /// The journal slot the last page came from, if it came from the journal.
+    last_slot: Option<u64>,
+}
+
+impl EncLog {
+    /// Opens the tag file of `path` under `key` and reads both files. None if the log holds
+    /// nothing (its data file is empty and its tag file missing or never completed): it was
+    /// created just before a crash.
+    /// Reads at most `data_max` bytes of the data file and `tag_max` of the tag file.
+    fn read(path: &Path, key: &MasterKey, data_max: u64, tag_max: u64) -> Result<Option<EncLog>> {
+        let tag_path = tag_path(path);
+        let read = |p: &Path, max: u64| -> std::io::Result<Vec<u8>> {
+            let mut b = Vec::new();
+            let f = std::fs::File::open(p)?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, max), &mut b)?;
+            Ok(b)
+        };
+        let data = read(path, data_max).map_err(|e| Error::io(path, e))?;
+        let tags = match read(&tag_path, tag_max) {
+            Ok(t) => t,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && data.is_empty() && data_max > 0 =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io(&tag_path, e)),
+        };
+        let cipher = match FileCipher::open(key, &tags, &tag_path) {
+            Ok(c) => c,
+            Err(Error::Corrupt { .. }) if data.is_empty() && data_max > 0 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let tag = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&tag_path)
+            .map_err(|e| Error::io(&tag_path, e))?;
+        Ok(Some(EncLog {
+            crypt: LogCrypt {
+                cipher,
+                tag,
+                tag_path,
+            },
+            data,
+            tags,
+        }))
+    }
+
+    /// `len` bytes of the tag file at `at`, zeros past its end.
+    fn tag_bytes<const N: usize>(&self, at: u64) -> [u8; N] {
+        let mut b = [0u8; N];
+        let at = at as usize;
+        if at < self.tags.len() {
+            let n = (self.tags.len() - at).min(N);
+            b[..n].copy_from_slice(&self.tags[at..at + n]);
+        }
+        b
+    }
+
+    /// Entries the tag file has room for after its journal.
+    fn entries(&self) -> u64 {
+        (self.tags.len() as u64).saturating_sub(entry_off(0)) / ENTRY as u64
+    }
+
+    /// Page `i`: the data page if it authenticates, else the newest journal copy of page
+    /// `i` that does. Returns the page (cut to its meaningful length), whether the data
+    /// page's entry was written (so a miss is damage, not the end of the log), and the
+    /// journal slot the page came from.
+    fn page(&self, i: u64, max_jseq: &mut u64) -> (Option<Vec<u8>>, bool, Option<u64>) {
+        let e: [u8; ENTRY] = self.tag_bytes(entry_off(i));
+        let mut p = vec![0u8; PAGE];
+        let at = i as usize * PAGE;
+        if at < self.data.len() {
+            let n = (self.data.len() - at).min(PAGE);
+            p[..n].copy_from_slice(&self.data[at..at + n]);
+        }
+        let written = match self.crypt.cipher.open_page(i, Role::Data, &mut p, &e) {
+            Ok(info) => {
+                p.truncate(info.len as usize);
+                return (Some(p), true, None);
+            }
+            Err(PageFault::Unwritten) => false,
+            Err(PageFault::Bad) => true,
+        };
+        let mut best: Option<(u64, Vec<u8>, u64)> = None;
+        for slot in 0..2 {
+            let s: [u8; ENTRY + PAGE] = self.tag_bytes(journal_off(slot));
+            let mut p = s[ENTRY..].to_vec();
+            if let Ok(info) = self
+                .crypt
+                .cipher
+                .open_page(i, Role::Journal, &mut p, &s[..ENTRY])
+            {
+                *max_jseq = (*max_jseq).max(info.seq);
+                if best.as_ref().is_none_or(|(seq, _, _)| info.seq > *seq) {
+                    p.truncate(info.len as usize);
+                    best = Some((info.seq, p, slot));
+                }
+            }
+        }
+        match best {
+            Some((_, p, slot)) => (Some(p), written, Some(slot)),
+            None => (None, written, None),
+        }
+    }
+
+    /// The log's plaintext. The active log (`tail`) ends at the first page with neither an
+    /// authentic data page nor journal copy, or after a partly filled page. A sealed log
+    /// goes on past a bad page (logged with the file and page; it reads as zeros, and the
+    /// record scan resynchronises after it).
+    fn view(&self, path: &Path, tail: bool, logger: &slog::Logger) -> View {
+        let pages = (self.data.len().div_ceil(PAGE) as u64).max(self.entries());
+        let mut v = View {
+            plain: Vec::new(),
+            max_jseq: 0,
+            last_slot: None,
+        };
+        let mut i = 0u64;
+        loop {
+            let (page, written, slot) = self.page(i, &mut v.max_jseq);
+            match page {
+                Some(p) => {
+                    v.last_slot = slot;
+                    let full = p.len() == PAGE;
+                    v.plain.resize(i as usize * PAGE, 0);
+                    v.plain.extend_from_slice(&p);
+                    if tail && !full {
+                        break;
+                    }
+                }
+                None if tail || i >= pages => break,
+                None if written => {
+                    slog::error!(logger, "encrypted log page failed authentication; its records are skipped";
+                        "file" => %path.display(), "page" => i);
+                }
+                None => {}
+            }
+            i += 1;
+        }
+        v
+    }
+
+    /// The meaningful end of a sealed log, from its last written entry (without reading its
+    /// pages: a log with a hint is not read). Reads past the true end fail authentication.
+    fn sealed_len(&self) -> u64 {
+        for i in (0..self.entries()).rev() {
+            let e: [u8; ENTRY] = self.tag_bytes(entry_off(i));
+            if e.iter().any(|&b| b != 0) {
+                let len = u32::from_le_bytes([e[36], e[37], e[38], e[39]]).min(PAGE as u32);
+                return i * PAGE as u64 + len as u64;
+            }
+        }
+        0
+    }
+}
+
+/// Makes the recovered active log's files match its plaintext up to `valid`, durably, and
+/// returns its partly filled tail page (which the writer's buffer continues from): whole
+/// pages before it stay in the data file; the tail page gets a fresh journal copy (sequence
+/// above every one seen, in the slot not holding the newest), then the other slot and every
+/// entry and data page from the tail page on are dropped. So no stale copy of a page past
+/// the cut can come back, and the next journal copies continue the sequence.
+fn fix_active_tail(
+    path: &Path,
+    enc: &EncLog,
+    view: &View,
+    valid: u64,
+    logger: &slog::Logger,
+) -> Result<(Vec<u8>, u64)> {
+    let c = &enc.crypt;
+    let data = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let tag_err = |e| Error::io(&c.tag_path, e);
+    // The whole pages kept are durable before the journal copies that might be their
+    // fallback go.
+    data.sync_data().map_err(|e| Error::io(path, e))?;
+    let p = valid / PAGE as u64;
+    let tail = view.plain[(p as usize * PAGE)..valid as usize].to_vec();
+    // Above every copy seen, in the slot the tail page did not come from (a slot's parity
+    // is its sequence number's).
+    let mut seq = view.max_jseq + 1;
+    if view.last_slot == Some(seq % 2) && valid > p * PAGE as u64 {
+        seq += 1;
+    }
+    if !tail.is_empty() {
+        let mut slot = vec![0u8; ENTRY + PAGE];
+        slot[ENTRY..ENTRY + tail.len()].copy_from_slice(&tail);
+        let e = c
+            .cipher
+            .seal(p, seq, tail.len() as u32, Role::Journal, &mut slot[ENTRY..])?;
+        slot[..ENTRY].copy_from_slice(&e);
+        c.tag
+            .write_all_at(&slot, journal_off(seq % 2))
+            .map_err(tag_err)?;
+        c.tag.sync_data().map_err(tag_err)?;
+    } else {
+        c.tag
+            .write_all_at(&[0u8; ENTRY], journal_off(seq % 2))
+            .map_err(tag_err)?;
+    }
+    c.tag
+        .write_all_at(&[0u8; ENTRY], journal_off((seq + 1) % 2))
+        .map_err(tag_err)?;
+    c.tag.set_len(entry_off(p)).map_err(tag_err)?;
+    c.tag.sync_all().map_err(tag_err)?;
+    data.set_len(p * PAGE as u64)
+        .map_err(|e| Error::io(path, e))?;
+    data.sync_all().map_err(|e| Error::io(path, e))?;
+    slog::debug!(logger, "encrypted active log reopened"; "file" => %path.display(),
+        "end" => valid, "tail_bytes" => tail.len(), "journal_seq" => seq);
+    Ok((tail, seq))
+}
+
+/// Removes a log that holds nothing, and its tag file.
+fn remove_log(path: &Path) -> Result<()> {
+    std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    let t = tag_path(path);
+    match std::fs::remove_file(&t) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&t, e)),
+    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::crypto::{ENTRY, PAGE, Role};
 use crate::engine::Inner;
 use crate::error::{Error, Result};
-use crate::file::DataFile;
+use crate::file::{DataFile, entry_off, journal_off};
 use crate::record::{self, Header};
 use crate::types::Gsn;
 
@@ -40,7 +41,21 @@ impl Writer {
     }
 }
 
+/// A file written since the last fdatasync, and which of its parts need one.
+pub(crate) struct Unsynced {
+    pub file: Arc<DataFile>,
+    /// The data file was written.
+    pub data: bool,
+    /// The tag file (of an encrypted log) was written.
+    pub tag: bool,
+}
+
 /// The shared log writer (under `Inner::log`).
+///
+/// Encrypted (docs/encryption.md), `buf_start` is always at a page boundary: a flush writes
+/// only the buffer's full pages (each sealed once) and keeps the partly filled tail page in
+/// the buffer; a group-commit round's flush also writes that tail page to one of the two
+/// journal slots of the tag file, alternating slots.
 pub(crate) struct Log {
     pub active: Arc<DataFile>,
     /// Records not yet written to the OS.
@@ -48,7 +63,7 @@ pub(crate) struct Log {
     /// File offset of `buf[0]`.
     pub buf_start: u64,
     /// Files written to the OS since the last fdatasync (the sync round takes this list).
-    pub unsynced: Vec<Arc<DataFile>>,
+    pub unsynced: Vec<Unsynced>,
     /// Ids of the log files still on disk (including compacted files whose unlink is not yet
     /// durable): a tombstone may be dropped only from the oldest of them.
     pub disk_files: BTreeSet<u32>,
@@ -56,6 +71,13 @@ pub(crate) struct Log {
     pub alloc_end: u64,
     /// Set once fallocate failed (a file system without it): files then just grow.
     pub no_prealloc: bool,
+    /// Encrypted: the sequence number of the last journal copy written for the active log
+    /// (the next goes to slot `(jseq + 1) % 2`).
+    pub jseq: u64,
+    /// Encrypted: the log end (`buf_start + buf.len()`) the last journal copy covered.
+    pub journaled_end: u64,
+    /// Encrypted: scratch space for sealing pages.
+    pub scratch: Vec<u8>,
 }
 
 impl Log {
@@ -95,6 +117,9 @@ impl Log {
     /// Writes the buffer to the OS (no fdatasync). A failed write refuses further writes the
     /// same way a failed fsync does: the file's tail is now unknown.
     pub(crate) fn flush(&mut self, inner: &Inner) -> Result<()> {
+        if self.active.enc.is_some() {
+            return self.flush_enc(inner, false);
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -111,9 +136,141 @@ impl Log {
         self.buf_start += self.buf.len() as u64;
         self.active.flushed.store(self.buf_start, Ordering::Release);
         self.buf.clear();
-        if !self.unsynced.iter().any(|f| f.id == self.active.id) {
-            self.unsynced.push(self.active.clone());
+        let f = self.active.clone();
+        self.mark_unsynced(&f, true, false);
+        Ok(())
+    }
+
+    /// The flush of a group-commit round (under the round lock): as `flush`, and for an
+    /// encrypted log also the journal copy of the partly filled tail page.
+    pub(crate) fn flush_round(&mut self, inner: &Inner) -> Result<()> {
+        if self.active.enc.is_some() {
+            return self.flush_enc(inner, true);
         }
+        self.flush(inner)
+    }
+
+    /// Adds `f` to the files the next sync round fdatasyncs.
+    pub(crate) fn mark_unsynced(&mut self, f: &Arc<DataFile>, data: bool, tag: bool) {
+        match self.unsynced.iter_mut().find(|u| u.file.id == f.id) {
+            Some(u) => {
+                u.data |= data;
+                u.tag |= tag;
+            }
+            None => self.unsynced.push(Unsynced {
+                file: f.clone(),
+                data,
+                tag,
+            }),
+        }
+    }
+
+    /// A failed write to the OS: writes are refused from now on (the tail is unknown).
+    fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
+        let msg = format!("write failed on {}: {e}", path.display());
+        inner.fail(msg.clone());
+        Error::WritesRefused(msg)
+    }
+
+    /// The encrypted flush: writes the buffer's full pages (sealed, each written once, with
+    /// their entries) and drains them; with `journal` (a sync round only: rounds never
+    /// overlap, so the slot written never holds the newest durable copy) also the tail page's
+    /// journal copy. A flush because the buffer is full must not touch the journal: it can
+    /// run while a round's fdatasync of the other slot is in flight.
+    fn flush_enc(&mut self, inner: &Inner, journal: bool) -> Result<()> {
+        let end = self.buf_start + self.buf.len() as u64;
+        let full = self.buf.len() / PAGE * PAGE;
+        let journal = journal && self.buf.len() > full && end != self.journaled_end;
+        if full == 0 && !journal {
+            return Ok(());
+        }
+        inner.check_writable()?;
+        let active = self.active.clone();
+        let Some(c) = &active.enc else {
+            return Ok(());
+        };
+        debug_assert_eq!(self.buf_start % PAGE as u64, 0);
+        if full > 0 {
+            let first = self.buf_start / PAGE as u64;
+            let data_end = self.buf_start + full as u64;
+            if data_end > self.alloc_end {
+                self.preallocate(inner, data_end);
+            }
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&self.buf[..full]);
+            let mut entries = Vec::with_capacity(full / PAGE * ENTRY);
+            for (i, p) in self.scratch.chunks_mut(PAGE).enumerate() {
+                entries.extend_from_slice(&c.cipher.seal(
+                    first + i as u64,
+                    0,
+                    PAGE as u32,
+                    Role::Data,
+                    p,
+                )?);
+            }
+            if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
+                return Err(Self::write_failed(inner, &active.path, e));
+            }
+            if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
+                return Err(Self::write_failed(inner, &c.tag_path, e));
+            }
+            self.buf.drain(..full);
+            self.buf_start = data_end;
+            active.flushed.store(data_end, Ordering::Release);
+        }
+        if journal {
+            let seq = self.jseq + 1;
+            let tail = self.buf.len();
+            self.scratch.clear();
+            self.scratch.resize(ENTRY + PAGE, 0);
+            self.scratch[ENTRY..ENTRY + tail].copy_from_slice(&self.buf);
+            let e = c.cipher.seal(
+                self.buf_start / PAGE as u64,
+                seq,
+                tail as u32,
+                Role::Journal,
+                &mut self.scratch[ENTRY..],
+            )?;
+            self.scratch[..ENTRY].copy_from_slice(&e);
+            if let Err(e) = c.tag.write_all_at(&self.scratch, journal_off(seq % 2)) {
+                return Err(Self::write_failed(inner, &c.tag_path, e));
+            }
+            self.jseq = seq;
+            self.journaled_end = end;
+        }
+        self.mark_unsynced(&active, full > 0, true);
+        Ok(())
+    }
+
+    /// Encrypted: seals the active log's last, partly filled page into the data file (its
+    /// one data-file write, zero-padded; the entry says how much of it is meaningful).
+    fn seal_tail_enc(&mut self, inner: &Inner) -> Result<()> {
+        let active = self.active.clone();
+        let Some(c) = &active.enc else {
+            return Ok(());
+        };
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        inner.check_writable()?;
+        let page = self.buf_start / PAGE as u64;
+        let len = self.buf.len();
+        self.scratch.clear();
+        self.scratch.resize(PAGE, 0);
+        self.scratch[..len].copy_from_slice(&self.buf);
+        let e = c
+            .cipher
+            .seal(page, 0, len as u32, Role::Data, &mut self.scratch)?;
+        if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
+            return Err(Self::write_failed(inner, &active.path, e));
+        }
+        if let Err(e) = c.tag.write_all_at(&e, entry_off(page)) {
+            return Err(Self::write_failed(inner, &c.tag_path, e));
+        }
+        self.buf_start += len as u64;
+        active.flushed.store(self.buf_start, Ordering::Release);
+        self.buf.clear();
+        self.mark_unsynced(&active, true, true);
         Ok(())
     }
 
@@ -142,7 +299,11 @@ impl Log {
     /// Cuts the preallocated zeros off the active file, so it ends at its last record (the
     /// next fdatasync of the file makes the new size durable).
     pub(crate) fn trim(&mut self) -> Result<()> {
-        let len = self.active.len();
+        let mut len = self.active.len();
+        if self.active.enc.is_some() {
+            // An encrypted log's data file holds whole pages.
+            len = len.div_ceil(PAGE as u64) * PAGE as u64;
+        }
         if self.alloc_end > len {
             self.active
                 .file
@@ -156,24 +317,64 @@ impl Log {
     /// Seals the active file and starts a new one.
     pub(crate) fn rotate(&mut self, inner: &Inner) -> Result<()> {
         self.flush(inner)?;
+        self.seal_tail_enc(inner)?;
         // A sealed log ends at its last record; it is in `unsynced`, so the next sync round
         // makes the trim durable before any hint describes the file.
         self.trim()?;
         let id = inner.next_file_id.fetch_add(1, Ordering::SeqCst);
         let header = record::encode_log_header(inner.nshards as u32);
-        let f = Arc::new(DataFile::create(&inner.dir, id, &header)?);
+        let f = Arc::new(DataFile::create(
+            &inner.dir,
+            id,
+            &header,
+            inner.enc_key.as_ref(),
+        )?);
         // The new file's directory entry is durable only once the directory is fsynced
         // (hazard 3): the next sync round does that before publishing durability.
         inner.dir_dirty.store(true, Ordering::SeqCst);
         inner.files.insert(id, f.clone());
         self.disk_files.insert(id);
-        self.unsynced.push(f.clone());
+        self.mark_unsynced(&f, true, f.enc.is_some());
         let old = std::mem::replace(&mut self.active, f);
-        self.buf_start = record::LOG_HEADER as u64;
-        self.alloc_end = record::LOG_HEADER as u64;
+        self.start_buffer(&header);
         old.sealed.store(true, Ordering::Release);
         inner.pending_hints.lock().push(old);
         Ok(())
+    }
+
+    /// Points the buffer at the start of a new active log: encrypted, its header is the
+    /// start of page 0's plaintext and waits in the buffer; plain, it is in the file already.
+    pub(crate) fn start_buffer(&mut self, header: &[u8]) {
+        self.buf.clear();
+        self.jseq = 0;
+        self.journaled_end = 0;
+        if self.active.enc.is_some() {
+            self.buf.extend_from_slice(header);
+            self.buf_start = 0;
+            self.alloc_end = 0;
+        } else {
+            self.buf_start = record::LOG_HEADER as u64;
+            self.alloc_end = record::LOG_HEADER as u64;
+        }
+    }
+
+    /// Encrypted: the part of `len` bytes at `offset` of file `file` that is in the buffer,
+    /// if it ends there: (where that part starts, its bytes). Anything before it is in the
+    /// full pages already written.
+    pub(crate) fn read_buffered_from(
+        &self,
+        file: u32,
+        offset: u64,
+        len: usize,
+    ) -> Option<(u64, Vec<u8>)> {
+        let end = offset + len as u64;
+        if file != self.active.id || end <= self.buf_start {
+            return None;
+        }
+        let split = offset.max(self.buf_start);
+        let at = (split - self.buf_start) as usize;
+        let to = (end - self.buf_start) as usize;
+        self.buf.get(at..to).map(|b| (split, b.to_vec()))
     }
 
     /// Copies `len` bytes at `offset` of file `file` out of the buffer, if they are there.
