@@ -732,9 +732,10 @@ impl Engine {
         )?;
         let trees = config.trees.clone();
         let fixed_max_key = config.fixed_max_key_bytes;
+        let key = config.encryption_key.clone();
         crate::tree::check_config(&trees, config.databases, fixed_max_key)?;
         let mut inner = crate::recovery::recover(dir, config)?;
-        crate::tree::attach_const_trees(&mut inner, &trees, fixed_max_key)?;
+        crate::tree::attach_const_trees(&mut inner, &trees, fixed_max_key, key.as_ref())?;
         let inner = Arc::new(inner);
         let mut threads = Vec::new();
         let i2 = inner.clone();

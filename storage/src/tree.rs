@@ -151,19 +151,8 @@ pub(crate) fn check_config(
 
 /// Builds the ConstTrees after the Bitcask recovery: a ConstTree on the Bitcask backend takes
 /// over the keys recovery put in its database's VarTree index (reading each value once); one
-/// on the FixedStore recovers its slot files.
+/// on the FixedStore recovers its slot files, encrypted under `key` if given.
 pub(crate) fn attach_const_trees(
-    inner: &mut Inner,
-    trees: &[(usize, TreeConfig)],
-    fixed_max_key: usize,
-) -> Result<()> {
-    // Until Engine::open passes `config.encryption_key` (it calls this one), slot files are
-    // opened plain.
-    attach_const_trees_keyed(inner, trees, fixed_max_key, None)
-}
-
-/// `attach_const_trees` with the master key: slot files are encrypted under it if given.
-pub(crate) fn attach_const_trees_keyed(
     inner: &mut Inner,
     trees: &[(usize, TreeConfig)],
     fixed_max_key: usize,

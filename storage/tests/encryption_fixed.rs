@@ -3,9 +3,6 @@
 //! many synced updates, no plaintext value reaches a slot file, a wrong key is refused naming
 //! a file. (The page-level cases, flipped bits, crash images and the copy-choice rule, are
 //! in `fixed.rs`'s `enc_tests`, on the slot file directly.)
-//!
-//! Ignored until `Engine::open` hands `config.encryption_key` to
-//! `tree::attach_const_trees_keyed` (engine.rs belongs to the log-side change).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,7 +40,6 @@ fn files(dir: &Path, suffix: &str) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-#[ignore = "needs Engine::open to pass config.encryption_key to tree::attach_const_trees_keyed"]
 fn synced_updates_survive_restarts_and_never_reach_disk_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
@@ -100,7 +96,6 @@ fn synced_updates_survive_restarts_and_never_reach_disk_in_plaintext() {
 }
 
 #[test]
-#[ignore = "needs Engine::open to pass config.encryption_key to tree::attach_const_trees_keyed"]
 fn wrong_key_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), cfg(Some(1))).unwrap();
