@@ -122,6 +122,10 @@ pub struct Config {
     /// Key room of a FixedStore slot (`fixed-max-key-size 64`); `None` keeps the engine's
     /// default.
     pub fixed_max_key_size: Option<usize>,
+    /// `encryption-key-file PATH`: the master key file (32 raw bytes or 64 hex digits) that
+    /// encrypts every data file at rest (docs/encryption.md). Read once at start-up; `None`
+    /// keeps the folder plain. Not changeable at run time.
+    pub encryption_key_file: Option<PathBuf>,
     /// Warnings about ignored directives, logged once the logger exists.
     pub warnings: Vec<String>,
 }
@@ -147,6 +151,7 @@ impl Default for Config {
             trees: Vec::new(),
             shards: None,
             fixed_max_key_size: None,
+            encryption_key_file: None,
             warnings: Vec::new(),
         }
     }
@@ -338,6 +343,9 @@ impl Config {
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
             }
             "logfile" => self.logfile = value.to_owned(),
+            "encryption-key-file" => {
+                self.encryption_key_file = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
             "timeout" => self.timeout_secs = parse_num(value, 0, i32::MAX as u64)?,
             "proto-max-bulk-len" => {
                 let v = parse_size(value)?;
@@ -424,6 +432,21 @@ impl Config {
             c.fixed_max_key_bytes = n;
         }
         c
+    }
+
+    /// Reads the master key named by `encryption-key-file` (`None` without one).
+    ///
+    /// # Errors
+    ///
+    /// The storage crate's error naming the key file when it cannot be read or does not hold
+    /// 32 raw bytes or 64 hex digits.
+    pub fn load_encryption_key(
+        &self,
+    ) -> Result<Option<respite_storage::MasterKey>, respite_storage::Error> {
+        self.encryption_key_file
+            .as_deref()
+            .map(respite_storage::MasterKey::from_file)
+            .transpose()
     }
 
     /// The protocol limits these settings imply.
