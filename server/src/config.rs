@@ -122,6 +122,9 @@ pub struct Config {
     /// Key room of a FixedStore slot (`fixed-max-key-size 64`); `None` keeps the engine's
     /// default.
     pub fixed_max_key_size: Option<usize>,
+    /// A log file is sealed (and gets its hint file) once it reaches this size
+    /// (`log-file-size 128mb`); `None` keeps the engine's default.
+    pub log_file_bytes: Option<u64>,
     /// `encryption-key-file PATH`: the master key file (32 raw bytes or 64 hex digits) that
     /// encrypts every data file at rest (docs/encryption.md). Read once at start-up; `None`
     /// keeps the folder plain. Not changeable at run time.
@@ -151,6 +154,7 @@ impl Default for Config {
             trees: Vec::new(),
             shards: None,
             fixed_max_key_size: None,
+            log_file_bytes: None,
             encryption_key_file: None,
             warnings: Vec::new(),
         }
@@ -343,6 +347,13 @@ impl Config {
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
             }
             "logfile" => self.logfile = value.to_owned(),
+            "log-file-size" => {
+                let v = parse_size(value)?;
+                if !(64 * 1024..=1 << 31).contains(&v) {
+                    return Err("argument must be between 64kb and 2gb".into());
+                }
+                self.log_file_bytes = Some(v);
+            }
             "encryption-key-file" => {
                 self.encryption_key_file = (!value.is_empty()).then(|| PathBuf::from(value));
             }
@@ -430,6 +441,9 @@ impl Config {
         }
         if let Some(n) = self.fixed_max_key_size {
             c.fixed_max_key_bytes = n;
+        }
+        if let Some(n) = self.log_file_bytes {
+            c.max_file_bytes = n;
         }
         c
     }
