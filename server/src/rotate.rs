@@ -140,6 +140,49 @@ fn engine_file(name: &str) -> bool {
         || name.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// The engine opens a FixedStore database's slot files only when the config says that
+/// database is `tree <db> const <size> fixed`; opened under another setting, its keys would
+/// not be seen, and a rotation would drop them. So slot files of a database the config does
+/// not make a FixedStore ConstTree stop the rotation (the format names them
+/// `fixed-<db>-<shard>.slots`, docs/format-fixed.md).
+fn check_fixed_trees(dir: &Path, config: &Config) -> Result<(), RotateError> {
+    let entries = std::fs::read_dir(dir).map_err(io(format!("list {}", dir.display())))?;
+    let mut missing = std::collections::BTreeSet::new();
+    for entry in entries {
+        let entry = entry.map_err(io(format!("list {}", dir.display())))?;
+        let name = entry.file_name();
+        let Some(db) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("fixed-"))
+            .filter(|n| n.ends_with(".slots"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|d| d.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let fixed = config.trees.iter().any(|(d, t)| {
+            *d == db
+                && matches!(
+                    t,
+                    respite_storage::TreeConfig::Const {
+                        backend: respite_storage::BackendKind::Fixed,
+                        ..
+                    }
+                )
+        });
+        if !fixed {
+            missing.insert(db);
+        }
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(db) => Err(RotateError::Usage(format!(
+            "{} holds FixedStore slot files of database {db}, but the config does not make it              `tree {db} const <size> fixed`: give rotate-key the server's config file or tree              settings (nothing was changed)",
+            dir.display()
+        ))),
+    }
+}
+
 /// Rotates the key of `config.dir`: from `config.encryption_key_file` (plain when `None`) to
 /// `new_key_file` (plain when `None`). At least one of them must be given. The server must be
 /// stopped (the engine's folder lock refuses a folder in use).
@@ -201,6 +244,7 @@ pub fn rotate_key(
             old.display()
         )));
     }
+    check_fixed_trees(&dir, config)?;
     let old_key = config
         .load_encryption_key()
         .map_err(eng("can't load encryption-key-file".into()))?;

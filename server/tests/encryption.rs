@@ -640,3 +640,79 @@ fn a_tampered_page_is_an_error_naming_file_and_page_and_the_server_serves_on() {
     raw.call(&["GET", "after"], "$5\r\nworks\r\n");
     raw.call(&["PING"], "+PONG\r\n");
 }
+
+#[test]
+fn rotate_key_keeps_const_trees_and_refuses_a_config_without_them() {
+    let keys = Keys::new();
+    let hex = keys.arg("hex.key");
+    let raw = keys.arg("raw.key");
+    let data = keys.data();
+    let d = data.display().to_string();
+    let trees = ["--tree", "1 const 8 fixed", "--tree", "2 const 8 bitcask"];
+    let mut flags = vec!["--encryption-key-file", hex.as_str()];
+    flags.extend(trees);
+    let mut server = Server::start_in(&data, &flags);
+    let mut c = server.redis();
+    for db in [1, 2] {
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut c).unwrap();
+        for i in 0..50 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(format!("{db}-{i:06}"))
+                .query(&mut c)
+                .unwrap();
+        }
+    }
+    drop(c);
+    assert!(server.sigterm().success());
+
+    // Without the tree settings the FixedStore's keys would not be seen: refused, unchanged.
+    let before: Vec<_> = all_files(&data)
+        .into_iter()
+        .map(|(p, b)| (p, b.len()))
+        .collect();
+    let (ok, out) = rotate(&[
+        "--dir",
+        &d,
+        "--encryption-key-file",
+        &hex,
+        "--new-encryption-key-file",
+        &raw,
+    ]);
+    assert!(!ok && out.contains("tree 1 const <size> fixed"), "{out}");
+    let after: Vec<_> = all_files(&data)
+        .into_iter()
+        .map(|(p, b)| (p, b.len()))
+        .collect();
+    assert_eq!(before, after);
+
+    let mut args = vec![
+        "--dir",
+        d.as_str(),
+        "--encryption-key-file",
+        hex.as_str(),
+        "--new-encryption-key-file",
+        raw.as_str(),
+    ];
+    args.extend(trees);
+    let (ok, out) = rotate(&args);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("db1: 50 keys") && out.contains("db2: 50 keys"),
+        "{out}"
+    );
+    let mut flags = vec!["--encryption-key-file", raw.as_str()];
+    flags.extend(trees);
+    let server = Server::start_in(&data, &flags);
+    let mut c = server.redis();
+    for db in [1, 2] {
+        let _: () = redis::cmd("SELECT").arg(db).query(&mut c).unwrap();
+        for i in 0..50 {
+            let got: String = redis::cmd("GET")
+                .arg(format!("k{i}"))
+                .query(&mut c)
+                .unwrap();
+            assert_eq!(got, format!("{db}-{i:06}"));
+        }
+    }
+}
