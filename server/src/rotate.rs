@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use respite_storage::{Engine, Expiry, MasterKey, SetOptions, SyncMode};
+use slog::Drain as _;
 
 use crate::config::Config;
 
@@ -140,6 +141,39 @@ fn engine_file(name: &str) -> bool {
         || name.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// Watches the source engine's log during its recovery for the one warning that means data
+/// would be left behind: records of a database beyond the configured count, which recovery
+/// skips (they stay on disk, invisible until `databases` is raised; a rotation would drop
+/// them for good).
+#[derive(Clone, Default)]
+struct Watch {
+    skipped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watch {
+    fn skipped_databases(&self) -> bool {
+        self.skipped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl slog::Drain for Watch {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        if record.level().is_at_least(slog::Level::Warning)
+            && record
+                .msg()
+                .to_string()
+                .contains("database beyond the configured count")
+        {
+            self.skipped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
 /// The engine opens a FixedStore database's slot files only when the config says that
 /// database is `tree <db> const <size> fixed`; opened under another setting, its keys would
 /// not be seen, and a rotation would drop them. So slot files of a database the config does
@@ -177,7 +211,9 @@ fn check_fixed_trees(dir: &Path, config: &Config) -> Result<(), RotateError> {
     match missing.first() {
         None => Ok(()),
         Some(db) => Err(RotateError::Usage(format!(
-            "{} holds FixedStore slot files of database {db}, but the config does not make it              `tree {db} const <size> fixed`: give rotate-key the server's config file or tree              settings (nothing was changed)",
+            "{} holds FixedStore slot files of database {db}, but the config does not make it \
+             `tree {db} const <size> fixed`: give rotate-key the server's config file or tree \
+             settings (nothing was changed)",
             dir.display()
         ))),
     }
@@ -258,9 +294,24 @@ pub fn rotate_key(
         ..RotateSummary::default()
     };
 
-    let mut src_config = config.engine_config(logger.clone());
+    let watch = Watch::default();
+    let src_logger = slog::Logger::root(
+        slog::Duplicate::new(watch.clone(), logger.clone()).fuse(),
+        slog::o!(),
+    );
+    let mut src_config = config.engine_config(src_logger);
     src_config.encryption_key = old_key;
     let src = Engine::open(&dir, src_config).map_err(eng(format!("open {}", dir.display())))?;
+    if watch.skipped_databases() {
+        let _ = src.close();
+        return Err(RotateError::Usage(format!(
+            "{} holds records of a database beyond `databases {}` (see the warning above); \
+             they would not be copied: give rotate-key the server's databases setting \
+             (nothing was changed)",
+            dir.display(),
+            config.databases
+        )));
+    }
 
     if rotating.exists() {
         std::fs::remove_dir_all(&rotating)

@@ -716,3 +716,38 @@ fn rotate_key_keeps_const_trees_and_refuses_a_config_without_them() {
         }
     }
 }
+
+#[test]
+fn rotate_key_refuses_a_config_with_fewer_databases_than_the_folder_uses() {
+    let keys = Keys::new();
+    let hex = keys.arg("hex.key");
+    let data = keys.data();
+    let d = data.display().to_string();
+    let mut server = Server::start_in(&data, &["--databases", "32"]);
+    let mut c = server.redis();
+    let _: () = redis::cmd("SELECT").arg(20).query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("in20")
+        .query(&mut c)
+        .unwrap();
+    drop(c);
+    assert!(server.sigterm().success());
+    let (ok, out) = rotate(&["--dir", &d, "--new-encryption-key-file", &hex]);
+    assert!(!ok && out.contains("beyond `databases 16`"), "{out}");
+    assert!(!keys.path("data.rotating").exists());
+    let (ok, out) = rotate(&[
+        "--dir",
+        &d,
+        "--databases",
+        "32",
+        "--new-encryption-key-file",
+        &hex,
+    ]);
+    assert!(ok && out.contains("db20: 1 keys"), "{out}");
+    let server = Server::start_in(&data, &["--databases", "32", "--encryption-key-file", &hex]);
+    let mut c = server.redis();
+    let _: () = redis::cmd("SELECT").arg(20).query(&mut c).unwrap();
+    let got: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+    assert_eq!(got, "in20");
+}
