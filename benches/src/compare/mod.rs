@@ -171,7 +171,7 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
     let scratch = std::env::temp_dir().join(format!("respite-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let programs = |s: System| {
-        if s == System::Respite {
+        if matches!(s, System::Respite | System::RespiteEncrypted) {
             respite.clone()
         } else {
             redis.clone()
