@@ -145,14 +145,36 @@ fn engine_file(name: &str) -> bool {
 /// would be left behind: records of a database beyond the configured count, which recovery
 /// skips (they stay on disk, invisible until `databases` is raised; a rotation would drop
 /// them for good).
+///
+/// It also notes the shard count the folder was created with when the config names another
+/// (recovery warns and uses the stored one), so the new folder gets the same count.
 #[derive(Clone, Default)]
 struct Watch {
     skipped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The stored shard count, 0 when recovery did not report one.
+    stored_shards: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Watch {
     fn skipped_databases(&self) -> bool {
         self.skipped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn stored_shards(&self) -> Option<usize> {
+        let n = self.stored_shards.load(std::sync::atomic::Ordering::SeqCst);
+        (n > 0).then_some(n)
+    }
+}
+
+/// Picks the `stored` value out of a record's key-values.
+struct Stored(Option<usize>);
+
+impl slog::Serializer for Stored {
+    fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        if key == "stored" {
+            self.0 = val.to_string().parse().ok();
+        }
+        Ok(())
     }
 }
 
@@ -161,14 +183,21 @@ impl slog::Drain for Watch {
     type Err = slog::Never;
 
     fn log(&self, record: &slog::Record<'_>, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        if record.level().is_at_least(slog::Level::Warning)
-            && record
-                .msg()
-                .to_string()
-                .contains("database beyond the configured count")
-        {
+        if !record.level().is_at_least(slog::Level::Warning) {
+            return Ok(());
+        }
+        let msg = record.msg().to_string();
+        if msg.contains("database beyond the configured count") {
             self.skipped
                 .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if msg.contains("shard count stored in the data directory") {
+            let mut stored = Stored(None);
+            let _ = slog::KV::serialize(&record.kv(), record, &mut stored);
+            if let Some(n) = stored.0 {
+                self.stored_shards
+                    .store(n, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         Ok(())
     }
@@ -317,7 +346,15 @@ pub fn rotate_key(
         std::fs::remove_dir_all(&rotating)
             .map_err(io(format!("remove the leftover {}", rotating.display())))?;
     }
-    let copied = copy_into(&src, config, &rotating, new_key, logger, summary);
+    let copied = copy_into(
+        &src,
+        config,
+        watch.stored_shards(),
+        &rotating,
+        new_key,
+        logger,
+        summary,
+    );
     let summary = match copied {
         Ok(s) => s,
         Err(e) => {
@@ -364,11 +401,13 @@ pub fn rotate_key(
     Ok(summary)
 }
 
-/// Opens `rotating` with `new_key` and the same tree settings, copies every live key of
+/// Opens `rotating` with `new_key`, the same tree settings and the source's shard count
+/// (`shards`, when it differs from the config's), copies every live key of
 /// every database of `src` into it with its expiry, syncs and closes it.
 fn copy_into(
     src: &Engine,
     config: &Config,
+    shards: Option<usize>,
     rotating: &Path,
     new_key: Option<MasterKey>,
     logger: slog::Logger,
@@ -376,6 +415,9 @@ fn copy_into(
 ) -> Result<RotateSummary, RotateError> {
     let mut dst_config = config.engine_config(logger);
     dst_config.encryption_key = new_key;
+    if let Some(n) = shards {
+        dst_config.shards = n;
+    }
     // One sync at the end covers everything.
     dst_config.sync_mode = SyncMode::No;
     let dst = Engine::open(rotating, dst_config)

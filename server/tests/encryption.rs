@@ -751,3 +751,31 @@ fn rotate_key_refuses_a_config_with_fewer_databases_than_the_folder_uses() {
     let got: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
     assert_eq!(got, "in20");
 }
+
+#[test]
+fn rotate_key_keeps_the_folders_shard_count() {
+    let keys = Keys::new();
+    let hex = keys.arg("hex.key");
+    let data = keys.data();
+    let d = data.display().to_string();
+    let mut server = Server::start_in(&data, &["--shards", "4"]);
+    let mut c = server.redis();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    drop(c);
+    assert!(server.sigterm().success());
+    // The config names the default (16); the folder was made with 4.
+    let (ok, out) = rotate(&["--dir", &d, "--new-encryption-key-file", &hex]);
+    assert!(ok && out.contains("stored: 4"), "{out}");
+    // The rotated folder was made with 4 too: the engine says so again when opening it.
+    let (ok, out) = rotate(&["--dir", &d, "--encryption-key-file", &hex]);
+    assert!(ok && out.contains("stored: 4"), "{out}");
+    let (ok, out) = rotate(&[
+        "--dir",
+        &d,
+        "--shards",
+        "4",
+        "--new-encryption-key-file",
+        &hex,
+    ]);
+    assert!(ok && !out.contains("shard count stored"), "{out}");
+}
