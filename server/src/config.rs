@@ -776,6 +776,35 @@ mod tests {
     }
 
     #[test]
+    fn encryption_key_file_and_log_file_size() {
+        let c = Config::from_args(["--encryption-key-file", "/k/respite.key"]).unwrap();
+        assert_eq!(
+            c.encryption_key_file.as_deref(),
+            Some(std::path::Path::new("/k/respite.key"))
+        );
+        let c = Config::from_args(["--encryption-key-file", ""]).unwrap();
+        assert!(c.encryption_key_file.is_none(), "empty means no encryption");
+        assert!(Config::default().encryption_key_file.is_none());
+        assert!(Config::default().load_encryption_key().unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        let c = Config::from_args(["--encryption-key-file", key.to_str().unwrap()]).unwrap();
+        let loaded = c.load_encryption_key().unwrap().unwrap();
+        assert_eq!(format!("{loaded:?}"), "MasterKey(<redacted>)");
+        std::fs::write(&key, "short").unwrap();
+        let e = c.load_encryption_key().unwrap_err().to_string();
+        assert!(e.contains(key.to_str().unwrap()), "{e}");
+
+        let c = Config::from_args(["--log-file-size", "1mb"]).unwrap();
+        assert_eq!(c.log_file_bytes, Some(1 << 20));
+        let engine = c.engine_config(slog::Logger::root(slog::Discard, slog::o!()));
+        assert_eq!(engine.max_file_bytes, 1 << 20);
+        assert!(Config::from_args(["--log-file-size", "1k"]).is_err());
+        assert!(Config::from_args(["--log-file-size", "3gb"]).is_err());
+    }
+
+    #[test]
     fn split_args_quotes() {
         assert_eq!(
             split_args(r#"set "a b" 'c d' e\x"#).unwrap(),

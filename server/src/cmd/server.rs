@@ -62,6 +62,12 @@ fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
             if c.protected_mode { "yes" } else { "no" }.into(),
         ),
         ("io-threads", "1".into()),
+        (
+            "log-file-size",
+            c.log_file_bytes
+                .unwrap_or(respite_storage::Config::default().max_file_bytes)
+                .to_string(),
+        ),
         // The key file's path, never the key.
         (
             "encryption-key-file",
