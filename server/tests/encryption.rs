@@ -630,6 +630,13 @@ fn a_tampered_page_is_an_error_naming_file_and_page_and_the_server_serves_on() {
             && reply.contains("authentication"),
         "{reply}"
     );
+    let logged = server.wait_log("Damaged data on disk");
+    assert!(
+        logged
+            .as_deref()
+            .is_some_and(|l| l.contains("0000000001.log") && l.contains("page 1")),
+        "the server logs the damage: {logged:?}"
+    );
     raw.call(&["GET", "small"], "$4\r\nfine\r\n");
     let mut c = server.redis();
     let got: String = redis::cmd("GET").arg("other").query(&mut c).unwrap();
