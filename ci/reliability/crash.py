@@ -29,6 +29,11 @@ catch it (the run must then fail): cut the tail of the biggest data file
 before restart; overwrite one key with a foreign value; or falsify the
 expectation for one key.
 
+--encryption (respite only) runs the server with encryption at rest: a fresh
+random key file (64 hex digits) in the run's temp dir, passed as
+--encryption-key-file to every start. The checks are the same; at the end, after
+the clean stop, no data file may hold a key name in plaintext.
+
 --tree var|const-bitcask|const-fixed picks the database under test.
   var (default)   database 0, a VarTree on the Bitcask log; all of the above.
   const-bitcask   database 1 made a ConstTree of --value-size (48) byte values
@@ -453,6 +458,19 @@ def data_files(d):
     return out
 
 
+def plaintext_in(path, needle, block=1 << 20):
+    """Whether `needle` occurs in the file (read in blocks, overlapping by len(needle))."""
+    tail = b""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(block)
+            if not chunk:
+                return False
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+
+
 def data_end(path, block=1 << 16):
     """Offset just past the last non-zero byte of the file (its size if it ends in data)."""
     size = os.path.getsize(path)
@@ -483,7 +501,13 @@ def main():
                    help="var: database 0 (VarTree); const-*: database 1 as a ConstTree of "
                         "--value-size byte values on the bitcask or fixed backend (respite only)")
     p.add_argument("--value-size", type=int, default=48, help="ConstTree value size in bytes (const trees)")
+    p.add_argument("--encryption", action="store_true",
+                   help="encryption at rest: a random key file passed as --encryption-key-file (respite only)")
     args = p.parse_args()
+    if args.encryption and args.server_kind != "respite":
+        print(f"crash: --encryption needs respite-server ({args.server_kind} has no encryption at rest)",
+              flush=True)
+        sys.exit(2)
     const = args.tree != "var"
     if const and args.server_kind != "respite":
         print(f"crash: --tree {args.tree} needs respite-server: a ConstTree database "
@@ -506,10 +530,17 @@ def main():
 
     base = common.temp_dir("crash", args.keep)
     extra = ["--tree", "1", "const", str(vsize), args.tree.split("-")[1]] if const else []
+    if args.encryption:
+        key_file = os.path.join(base, "respite.key")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        extra += ["--encryption-key-file", key_file]
     srv = common.Server(args.server_bin, args.server_kind, os.path.join(base, "data"),
                         os.path.join(base, "server.log"), appendfsync=args.mode, extra=extra)
     print(f"crash: {args.server_kind} {args.server_bin} appendfsync {args.mode}, tree {args.tree}"
-          f"{f' (database 1, {vsize}-byte values)' if const else ''}, dir {base}", flush=True)
+          f"{f' (database 1, {vsize}-byte values)' if const else ''}"
+          f"{', encryption at rest' if args.encryption else ''}, dir {base}", flush=True)
 
     keys_by_writer = []
     for w in range(args.writers):
@@ -614,6 +645,11 @@ def main():
                   f"lost so far {stats['writes_lost']}, corrupt {stats['corrupt']}", flush=True)
         code = srv.stop()
         tally.check(code == 0, "clean shutdown on SIGTERM at the end", f"exit code {code}")
+        if args.encryption:
+            # Every key name starts with this; encrypted files must not show it anywhere.
+            leaks = [f for f in data_files(srv.data_dir) if plaintext_in(f, b"crash:w")]
+            tally.check(not leaks, "encryption: no key name in plaintext in the data files",
+                        ", ".join(leaks[:5]))
     except common.ServerError as e:
         tally.check(False, "server start", str(e))
     finally:

@@ -122,6 +122,13 @@ pub struct Config {
     /// Key room of a FixedStore slot (`fixed-max-key-size 64`); `None` keeps the engine's
     /// default.
     pub fixed_max_key_size: Option<usize>,
+    /// A log file is sealed (and gets its hint file) once it reaches this size
+    /// (`log-file-size 128mb`); `None` keeps the engine's default.
+    pub log_file_bytes: Option<u64>,
+    /// `encryption-key-file PATH`: the master key file (32 raw bytes or 64 hex digits) that
+    /// encrypts every data file at rest (docs/encryption.md). Read once at start-up; `None`
+    /// keeps the folder plain. Not changeable at run time.
+    pub encryption_key_file: Option<PathBuf>,
     /// Warnings about ignored directives, logged once the logger exists.
     pub warnings: Vec<String>,
 }
@@ -147,6 +154,8 @@ impl Default for Config {
             trees: Vec::new(),
             shards: None,
             fixed_max_key_size: None,
+            log_file_bytes: None,
+            encryption_key_file: None,
             warnings: Vec::new(),
         }
     }
@@ -338,6 +347,16 @@ impl Config {
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
             }
             "logfile" => self.logfile = value.to_owned(),
+            "log-file-size" => {
+                let v = parse_size(value)?;
+                if !(64 * 1024..=1 << 31).contains(&v) {
+                    return Err("argument must be between 64kb and 2gb".into());
+                }
+                self.log_file_bytes = Some(v);
+            }
+            "encryption-key-file" => {
+                self.encryption_key_file = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
             "timeout" => self.timeout_secs = parse_num(value, 0, i32::MAX as u64)?,
             "proto-max-bulk-len" => {
                 let v = parse_size(value)?;
@@ -423,7 +442,25 @@ impl Config {
         if let Some(n) = self.fixed_max_key_size {
             c.fixed_max_key_bytes = n;
         }
+        if let Some(n) = self.log_file_bytes {
+            c.max_file_bytes = n;
+        }
         c
+    }
+
+    /// Reads the master key named by `encryption-key-file` (`None` without one).
+    ///
+    /// # Errors
+    ///
+    /// The storage crate's error naming the key file when it cannot be read or does not hold
+    /// 32 raw bytes or 64 hex digits.
+    pub fn load_encryption_key(
+        &self,
+    ) -> Result<Option<respite_storage::MasterKey>, respite_storage::Error> {
+        self.encryption_key_file
+            .as_deref()
+            .map(respite_storage::MasterKey::from_file)
+            .transpose()
     }
 
     /// The protocol limits these settings imply.
@@ -736,6 +773,35 @@ mod tests {
         assert!(e.to_string().contains("'frobnicate'"), "{e}");
         let e = Config::from_args(["--appendfsync", "sometimes"]).unwrap_err();
         assert!(e.to_string().contains("appendfsync"), "{e}");
+    }
+
+    #[test]
+    fn encryption_key_file_and_log_file_size() {
+        let c = Config::from_args(["--encryption-key-file", "/k/respite.key"]).unwrap();
+        assert_eq!(
+            c.encryption_key_file.as_deref(),
+            Some(std::path::Path::new("/k/respite.key"))
+        );
+        let c = Config::from_args(["--encryption-key-file", ""]).unwrap();
+        assert!(c.encryption_key_file.is_none(), "empty means no encryption");
+        assert!(Config::default().encryption_key_file.is_none());
+        assert!(Config::default().load_encryption_key().unwrap().is_none());
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        std::fs::write(&key, [7u8; 32]).unwrap();
+        let c = Config::from_args(["--encryption-key-file", key.to_str().unwrap()]).unwrap();
+        let loaded = c.load_encryption_key().unwrap().unwrap();
+        assert_eq!(format!("{loaded:?}"), "MasterKey(<redacted>)");
+        std::fs::write(&key, "short").unwrap();
+        let e = c.load_encryption_key().unwrap_err().to_string();
+        assert!(e.contains(key.to_str().unwrap()), "{e}");
+
+        let c = Config::from_args(["--log-file-size", "1mb"]).unwrap();
+        assert_eq!(c.log_file_bytes, Some(1 << 20));
+        let engine = c.engine_config(slog::Logger::root(slog::Discard, slog::o!()));
+        assert_eq!(engine.max_file_bytes, 1 << 20);
+        assert!(Config::from_args(["--log-file-size", "1k"]).is_err());
+        assert!(Config::from_args(["--log-file-size", "3gb"]).is_err());
     }
 
     #[test]

@@ -190,6 +190,8 @@ fn persistence(shared: &Shared, out: &mut String) {
     field!(out, "dead_bytes", stats.dead_bytes);
     field!(out, "files", stats.files);
     field!(out, "compactions", stats.compactions);
+    let encrypted = shared.config.read().encryption_key_file.is_some();
+    field!(out, "respite_encryption", u8::from(encrypted));
     if let Some(why) = failure {
         field!(out, "sync_failure", why.replace(['\r', '\n'], " "));
     }

@@ -14,6 +14,7 @@ mod info;
 pub mod logging;
 mod reactor;
 mod reply;
+pub mod rotate;
 mod shared;
 
 mod cmd;
@@ -47,6 +48,9 @@ pub enum Error {
     /// The storage engine failed to open or close.
     #[error("storage engine: {0}")]
     Engine(#[from] respite_storage::Error),
+    /// The `encryption-key-file` could not be read or does not hold a key.
+    #[error("can't load encryption-key-file: {0}")]
+    EncryptionKey(respite_storage::Error),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -64,7 +68,14 @@ pub fn run(config: Config) -> Result<(), Error> {
     let (log, _guard) = logging::build(config.loglevel, &config.logfile)
         .map_err(io_err(format!("can't open log file '{}'", config.logfile)))?;
     raise_fd_limit(config.maxclients, &log);
-    let server = Server::start_with_logger(config, log.clone())?;
+    let server = match Server::start_with_logger(config, log.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            // One line in the log (the caller prints the same to stderr), then exit.
+            slog::crit!(log, "Can't start: {}", e);
+            return Err(e);
+        }
+    };
     let trigger = server.shutdown_trigger();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -142,22 +153,35 @@ impl Server {
         for w in &config.warnings {
             warn!(log, "{}", w);
         }
+        // The key, then the data, then the sockets: a server that cannot read its data
+        // (a wrong or missing key, a damaged folder) fails before it listens at all.
+        let key = config.load_encryption_key().map_err(Error::EncryptionKey)?;
         std::fs::create_dir_all(&config.dir).map_err(io_err(format!(
             "can't create data directory '{}'",
             config.dir.display()
         )))?;
-        let listeners = bind(&config)?;
+        let engine_log = log.new(o!("module" => "storage"));
+        info!(log, "Opening data directory"; "dir" => %config.dir.display(), "appendfsync" => %config.appendfsync,
+            "encryption" => if key.is_some() { "on" } else { "off" });
+        let mut engine_config = config.engine_config(engine_log);
+        engine_config.encryption_key = key;
+        let engine = Engine::open(&config.dir, engine_config)?;
+        let stats = engine.stats();
+        let keys: u64 = stats.dbs.iter().map(|d| d.keys).sum();
+        info!(log, "DB loaded from disk"; "keys" => keys, "files" => stats.files, "disk_bytes" => stats.disk_bytes);
+
+        let listeners = match bind(&config) {
+            Ok(l) => l,
+            Err(e) => {
+                // Nothing was served: close the engine cleanly (releases the folder's lock).
+                let _ = engine.close();
+                return Err(e);
+            }
+        };
         let port = listeners
             .first()
             .and_then(|l| l.local_addr().ok())
             .map_or(config.port, |a| a.port());
-
-        let engine_log = log.new(o!("module" => "storage"));
-        info!(log, "Opening data directory"; "dir" => %config.dir.display(), "appendfsync" => %config.appendfsync);
-        let engine = Engine::open(&config.dir, config.engine_config(engine_log))?;
-        let stats = engine.stats();
-        let keys: u64 = stats.dbs.iter().map(|d| d.keys).sum();
-        info!(log, "DB loaded from disk"; "keys" => keys, "files" => stats.files, "disk_bytes" => stats.disk_bytes);
 
         let mut polls = Vec::with_capacity(threads);
         let mut remotes = Vec::with_capacity(threads);

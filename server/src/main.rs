@@ -1,19 +1,72 @@
 //! `respite-server`: parses config and runs the server.
 //!
 //! `respite-server [path/to/respite.conf] [--name value ...]`
+//! `respite-server rotate-key [path/to/respite.conf] --dir DIR [--encryption-key-file OLD]
+//!     [--new-encryption-key-file NEW] [--name value ...]`
 
 use respite_server::Config;
 
 const USAGE: &str = "Usage: respite-server [/path/to/respite.conf] [--name value ...]
        respite-server --port 6379 --dir ./data --appendfsync everysec
+       respite-server rotate-key [/path/to/respite.conf] --dir DIR \\
+           [--encryption-key-file OLD] [--new-encryption-key-file NEW] [--name value ...]
        respite-server -v | --version
        respite-server -h | --help
 
-Every directive of the config file can also be given as a flag; flags override the file.";
+Every directive of the config file can also be given as a flag; flags override the file.
+
+rotate-key (server stopped) re-encrypts the data folder DIR from the key in OLD to the key
+in NEW, copying every key into DIR.rotating and then swapping the folders. Without OLD it
+encrypts a plain folder; without NEW it decrypts. Give it the same config file or tree and
+shard settings as the server.";
+
+fn config_error(e: &dyn std::fmt::Display) -> ! {
+    eprintln!(
+        "*** FATAL CONFIG FILE ERROR (respite-server {}) ***",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!("{e}");
+    std::process::exit(1);
+}
+
+fn rotate_key(args: &[String]) {
+    let (rest, new_key) = match respite_server::rotate::split_args(args) {
+        Ok(split) => split,
+        Err(e) => config_error(&e),
+    };
+    let config = match Config::from_args(rest) {
+        Ok(c) => c,
+        Err(e) => config_error(&e),
+    };
+    // Engine messages (recovery of the folder) go to the log as the server's would.
+    let (log, guard) = match respite_server::logging::build(config.loglevel, &config.logfile) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "respite-server rotate-key: can't open log file '{}': {e}",
+                config.logfile
+            );
+            std::process::exit(1);
+        }
+    };
+    let result = respite_server::rotate::rotate_key(&config, new_key.as_deref(), log);
+    drop(guard);
+    match result {
+        Ok(summary) => {
+            for line in summary.lines(&config.dir) {
+                println!("{line}");
+            }
+        }
+        Err(e) => {
+            eprintln!("respite-server rotate-key: {e}");
+            std::process::exit(1);
+        }
+    }
+}
 
 fn main() {
-    let first = std::env::args().nth(1);
-    match first.as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         Some("-v" | "--version") => {
             println!(
                 "respite-server v={} (Redis {} compatible)",
@@ -26,18 +79,15 @@ fn main() {
             println!("{USAGE}");
             return;
         }
+        Some("rotate-key") => {
+            rotate_key(&args[1..]);
+            return;
+        }
         _ => {}
     }
-    let config = match Config::from_args(std::env::args().skip(1)) {
+    let config = match Config::from_args(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "*** FATAL CONFIG FILE ERROR (respite-server {}) ***",
-                env!("CARGO_PKG_VERSION")
-            );
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+        Err(e) => config_error(&e),
     };
     if let Err(e) = respite_server::run(config) {
         eprintln!("respite-server: {e}");

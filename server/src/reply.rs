@@ -35,6 +35,10 @@ pub enum CmdError {
     UnknownSubcommand { cmd: String, sub: String },
     /// Writes are refused after a failed fsync: `MISCONF ...`.
     Misconf(String),
+    /// Data on disk failed its check (an encrypted page that does not authenticate, a
+    /// record with a bad CRC): `ERR <the engine's text, naming file and page or offset>`.
+    /// Logged by the dispatcher: an operator must hear of it, not only the client.
+    Damaged(String),
     /// Any other error line, full text with its code prefix (e.g. "ERR ...").
     Text(String),
     /// A fixed error line.
@@ -70,6 +74,7 @@ impl CmdError {
                 )
             }
             CmdError::Misconf(why) => misconf_text(why),
+            CmdError::Damaged(what) => format!("ERR {what}"),
             CmdError::Text(t) => t.clone(),
             CmdError::Static(t) => (*t).to_owned(),
         }
@@ -102,6 +107,8 @@ impl From<respite_storage::Error> for CmdError {
     fn from(e: respite_storage::Error) -> Self {
         match e {
             respite_storage::Error::WritesRefused(why) => CmdError::Misconf(why),
+            e @ (respite_storage::Error::Tampered { .. }
+            | respite_storage::Error::Corrupt { .. }) => CmdError::Damaged(e.to_string()),
             other => CmdError::err(other),
         }
     }
@@ -167,5 +174,20 @@ mod tests {
     fn newlines_never_reach_the_wire() {
         let r = CmdError::err("a\r\nb").reply();
         assert_eq!(r, Reply::Error(Bytes::from("ERR a  b")));
+    }
+
+    #[test]
+    fn damaged_pages_are_errors_naming_file_and_page() {
+        let e = CmdError::from(respite_storage::Error::Tampered {
+            file: "/d/0000000001.log".into(),
+            page: 1,
+        });
+        assert!(matches!(e, CmdError::Damaged(_)));
+        assert_eq!(
+            e.text(),
+            "ERR encrypted page 1 of /d/0000000001.log failed authentication (damaged or tampered)"
+        );
+        let e = CmdError::from(respite_storage::Error::Closed);
+        assert!(!matches!(e, CmdError::Damaged(_)));
     }
 }

@@ -30,11 +30,12 @@ pub struct Options {
     pub respite_bin: Option<PathBuf>,
     pub skip_memory: bool,
     pub skip_restart: bool,
+    pub encryption: bool,
 }
 
 const USAGE: &str = "respite-benches compare [--quick] [--repeats N] [--requests N] \
 [--modes everysec,always] [--memory-keys N] [--out DIR] [--respite-bin PATH] \
-[--skip-memory] [--skip-restart]
+[--skip-memory] [--skip-restart] [--encryption]
 
   --quick        a smoke run that finishes in a few minutes (fewer requests, one repeat,
                  100k keys for memory and restart)
@@ -43,7 +44,9 @@ const USAGE: &str = "respite-benches compare [--quick] [--repeats N] [--requests
   --modes LIST   appendfsync modes to compare (default everysec,always)
   --memory-keys N  keys of 100 bytes for the RSS and restart figures (default 1000000)
   --out DIR      where results go (default bench-results/<date>)
-  --respite-bin  a prebuilt respite-server (default: cargo build --release -p respite-server)";
+  --respite-bin  a prebuilt respite-server (default: cargo build --release -p respite-server)
+  --encryption   also run respite with encryption at rest (a random key file) on every
+                 cell, and report its ops/s against plain respite (target: 0.85x or better)";
 
 impl Options {
     /// Parses the arguments after `compare`.
@@ -62,6 +65,7 @@ impl Options {
             respite_bin: None,
             skip_memory: false,
             skip_restart: false,
+            encryption: false,
         };
         let mut explicit = Vec::new();
         let mut it = args.iter();
@@ -84,6 +88,7 @@ impl Options {
                 "--respite-bin" => o.respite_bin = Some(PathBuf::from(value("--respite-bin")?)),
                 "--skip-memory" => o.skip_memory = true,
                 "--skip-restart" => o.skip_restart = true,
+                "--encryption" => o.encryption = true,
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option {other}\n\n{USAGE}")),
             }
@@ -166,7 +171,7 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
     let scratch = std::env::temp_dir().join(format!("respite-compare-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let programs = |s: System| {
-        if s == System::Respite {
+        if matches!(s, System::Respite | System::RespiteEncrypted) {
             respite.clone()
         } else {
             redis.clone()
@@ -194,6 +199,12 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
     results
         .commands
         .push("respite-server --port P --bind 127.0.0.1 --dir D --appendfsync M".into());
+    if options.encryption {
+        results.commands.push(
+            "respite-server --port P --bind 127.0.0.1 --dir D --appendfsync M --encryption-key-file D.key (32 random bytes)"
+                .into(),
+        );
+    }
     results.commands.push(format!(
         "redis-benchmark {}",
         load::benchmark_args(
@@ -215,6 +226,9 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
     for mode in &options.modes {
         // The reference row (Redis without persistence) runs with the first mode only.
         let mut systems = vec![System::Redis, System::Respite];
+        if options.encryption {
+            systems.push(System::RespiteEncrypted);
+        }
         if mode == &options.modes[0] {
             systems.push(System::RedisNoPersist);
         }
@@ -227,8 +241,12 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                 servers.push(server);
             }
             // Alternate which server goes first on each repeat (A B, then B A).
+            // With encryption, plain and encrypted respite alternate the same way.
             if repeat % 2 == 1 {
                 servers.swap(0, 1);
+                if options.encryption {
+                    servers.swap(0, 2);
+                }
             }
             for &(pipeline, value_bytes) in &CELLS {
                 for test in ["set", "get"] {

@@ -106,6 +106,66 @@ pub fn rows(results: &Results) -> Vec<Row> {
     out
 }
 
+/// Encrypted against plain Respite for one (tool, mode, cell).
+#[derive(Clone, Debug)]
+pub struct EncryptionRow {
+    pub tool: &'static str,
+    pub mode: String,
+    pub cell: Cell,
+    pub plain_ops: f64,
+    pub encrypted_ops: f64,
+    pub ratio: f64,
+    pub ratio_min: f64,
+    pub ratio_max: f64,
+}
+
+/// The encryption cost the target is set against: encrypted ops/s over plain ops/s.
+pub const ENCRYPTION_TARGET: f64 = 0.85;
+
+/// Pairs `respite-encrypted` samples with plain `respite` ones (empty without --encryption).
+pub fn encryption_rows(results: &Results) -> Vec<EncryptionRow> {
+    let mut groups: BTreeMap<(&'static str, String, Cell), Vec<&Sample>> = BTreeMap::new();
+    for s in &results.samples {
+        groups
+            .entry((s.tool, s.mode.clone(), s.cell))
+            .or_default()
+            .push(s);
+    }
+    let mut out = Vec::new();
+    for ((tool, mode, cell), samples) in &groups {
+        let of = |system| {
+            samples
+                .iter()
+                .copied()
+                .filter(|s| s.system == system)
+                .collect::<Vec<_>>()
+        };
+        let (plain, enc) = (of(System::Respite), of(System::RespiteEncrypted));
+        let (Some(p), Some(e)) = (median_sample(&plain), median_sample(&enc)) else {
+            continue;
+        };
+        let per_repeat: Vec<f64> = plain
+            .iter()
+            .filter_map(|p| {
+                enc.iter()
+                    .find(|e| e.repeat == p.repeat)
+                    .map(|e| e.figures.ops_per_sec / p.figures.ops_per_sec)
+            })
+            .collect();
+        out.push(EncryptionRow {
+            tool,
+            mode: mode.clone(),
+            cell: *cell,
+            plain_ops: p.figures.ops_per_sec,
+            encrypted_ops: e.figures.ops_per_sec,
+            ratio: e.figures.ops_per_sec / p.figures.ops_per_sec,
+            ratio_min: per_repeat.iter().copied().fold(f64::INFINITY, f64::min),
+            ratio_max: per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        });
+    }
+    out
+}
+
 /// Writes results.csv, results.md and ratios.png into `dir`.
 ///
 /// # Errors
@@ -232,6 +292,46 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
                 }
             );
         }
+    }
+    let enc = encryption_rows(results);
+    if !enc.is_empty() {
+        s.push_str(
+            "\nEncryption at rest: respite with `--encryption-key-file` against plain respite, \
+             same machine, same cells, alternating order.\n\n",
+        );
+        s.push_str(
+            "| tool | appendfsync | cell | ratio encrypted/plain (spread) | encrypted ops/s | plain ops/s |\n",
+        );
+        s.push_str("|---|---|---|---|---|---|\n");
+        for r in &enc {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} |",
+                r.tool,
+                r.mode,
+                r.cell.label(),
+                r.ratio,
+                r.ratio_min,
+                r.ratio_max,
+                r.encrypted_ops,
+                r.plain_ops
+            );
+        }
+        let worst = enc.iter().map(|r| r.ratio).fold(f64::INFINITY, f64::min);
+        let below: Vec<String> = enc
+            .iter()
+            .filter(|r| r.ratio < ENCRYPTION_TARGET)
+            .map(|r| format!("{} {} {}", r.tool, r.mode, r.cell.label()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nEncrypted/plain: lowest {worst:.2}x; target {ENCRYPTION_TARGET:.2}x: {}.",
+            if below.is_empty() {
+                "met in every cell".to_string()
+            } else {
+                format!("missed in {}", below.join(", "))
+            }
+        );
     }
     for n in &results.notes {
         let _ = writeln!(s, "\nNote: {n}");

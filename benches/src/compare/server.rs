@@ -16,6 +16,9 @@ pub enum System {
     Redis,
     /// respite-server with `--appendfsync <mode>`.
     Respite,
+    /// respite-server with `--appendfsync <mode>` and encryption at rest
+    /// (`--encryption-key-file`, a fresh random key beside the data folder).
+    RespiteEncrypted,
 }
 
 impl System {
@@ -24,6 +27,7 @@ impl System {
             System::RedisNoPersist => "redis-nopersist",
             System::Redis => "redis",
             System::Respite => "respite",
+            System::RespiteEncrypted => "respite-encrypted",
         }
     }
 }
@@ -89,6 +93,13 @@ impl Server {
             System::Respite => {
                 cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
                     .args(["--appendfsync", &self.mode]);
+            }
+            System::RespiteEncrypted => {
+                let key = key_file(&self.dir)?;
+                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir])
+                    .args(["--appendfsync", &self.mode])
+                    .arg("--encryption-key-file")
+                    .arg(key);
             }
         }
         let log = std::fs::File::create(self.dir.join(format!("{}.log", self.system.name())))
@@ -186,6 +197,22 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// The key file of an encrypted server in `dir`: `<dir>.key` beside the data folder, 32
+/// random bytes, made on first use and kept for restarts.
+fn key_file(dir: &Path) -> Result<PathBuf, String> {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".key");
+    let path = dir.with_file_name(name);
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| format!("read /dev/urandom: {e}"))?;
+        std::fs::write(&path, key).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    Ok(path)
 }
 
 fn signal(pid: u32, sig: libc::c_int) {

@@ -348,6 +348,9 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(r) => r,
         Err(e) => {
             ReactorStats::add(&ctx.stats.error_replies, 1);
+            if let CmdError::Damaged(what) = &e {
+                slog::warn!(ctx.shared.log, "Damaged data on disk: {}", what; "command" => %String::from_utf8_lossy(&args[0]));
+            }
             e.reply()
         }
     }

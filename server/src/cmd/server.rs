@@ -62,6 +62,20 @@ fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
             if c.protected_mode { "yes" } else { "no" }.into(),
         ),
         ("io-threads", "1".into()),
+        (
+            "log-file-size",
+            c.log_file_bytes
+                .unwrap_or(respite_storage::Config::default().max_file_bytes)
+                .to_string(),
+        ),
+        // The key file's path, never the key.
+        (
+            "encryption-key-file",
+            c.encryption_key_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
     ]
 }
 
@@ -122,8 +136,16 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 // server's files somewhere else. Here the engine's data lives there, so it
                 // stays refused even where Redis's enable-protected-configs would allow it.
                 "dir" => return Err(fail("can't set protected config".into())),
-                "port" | "bind" | "databases" | "threads" | "cache-size" | "logfile"
-                | "daemonize" => return Err(fail("can't set immutable config".into())),
+                "port"
+                | "bind"
+                | "databases"
+                | "threads"
+                | "cache-size"
+                | "logfile"
+                | "daemonize"
+                | "encryption-key-file" => {
+                    return Err(fail("can't set immutable config".into()));
+                }
                 _ => {
                     return Err(CmdError::Text(format!(
                         "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"

@@ -164,6 +164,20 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// Waits (bounded by PATIENCE) for a logged line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str) -> Option<String> {
+        let rx = self.log.as_ref()?;
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// A raw connection with a read timeout.
     pub fn connect(&self) -> Raw {
         let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
