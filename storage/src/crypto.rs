@@ -21,9 +21,9 @@
 use std::fmt;
 use std::path::Path;
 
-use aes_gcm::aead::AeadInPlace;
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::aes::Aes256;
-use aes_gcm::aes::cipher::BlockEncrypt;
+use aes_gcm::aes::cipher::BlockCipherEncrypt;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 
 use crate::error::{Error, Result};
@@ -299,10 +299,10 @@ impl FileCipher {
         }
         let tag = self
             .gcm
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
                 &aad(page_no, seq, len, role),
-                page,
+                page.into(),
             )
             .map_err(|_| Error::Config("AES-GCM refused to encrypt a page".into()))?;
         let mut e = [0u8; ENTRY];
@@ -333,13 +333,14 @@ impl FileCipher {
         if len as usize > PAGE {
             return Err(PageFault::Bad);
         }
+        let (Ok(nonce), Ok(tag)) = (
+            Nonce::try_from(&entry[0..12]),
+            Tag::try_from(&entry[12..28]),
+        ) else {
+            return Err(PageFault::Bad);
+        };
         self.gcm
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&entry[0..12]),
-                &aad(page_no, seq, len, role),
-                page,
-                Tag::from_slice(&entry[12..28]),
-            )
+            .decrypt_inout_detached(&nonce, &aad(page_no, seq, len, role), page.into(), &tag)
             .map_err(|_| PageFault::Bad)?;
         Ok(EntryInfo { seq, len })
     }
