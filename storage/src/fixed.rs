@@ -1389,7 +1389,13 @@ mod enc_tests {
         copies[0] = CopyState { seq: 1, round: 0 };
         let (mut takes, mut completed, mut seq) = (1u64, 1u64, 1u64);
         let (mut in_place, mut checked) = (0, 0);
-        for _ in 0..100_000 {
+        // A tenth under valgrind (ci/valgrind sets RESPITE_TEST_SCALE=small).
+        let events = if std::env::var("RESPITE_TEST_SCALE").as_deref() == Ok("small") {
+            10_000
+        } else {
+            100_000
+        };
+        for _ in 0..events {
             match next() % 6 {
                 0 if takes == completed => takes += 1,
                 1 if takes > completed => completed += 1,

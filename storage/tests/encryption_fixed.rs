@@ -4,6 +4,8 @@
 //! a file. (The page-level cases, flipped bits, crash images and the copy-choice rule, are
 //! in `fixed.rs`'s `enc_tests`, on the slot file directly.)
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -44,6 +46,11 @@ fn synced_updates_survive_restarts_and_never_reach_disk_in_plaintext() {
     let dir = tempfile::tempdir().unwrap();
     let mut want: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut written = Vec::new();
+    let (rounds, keys) = if common::small_scale() {
+        (3, 60)
+    } else {
+        (10, 300)
+    };
     for restart in 0..3u64 {
         let e = Engine::open(dir.path(), cfg(Some(1))).unwrap();
         for (k, v) in &want {
@@ -53,8 +60,8 @@ fn synced_updates_survive_restarts_and_never_reach_disk_in_plaintext() {
                 "restart {restart}"
             );
         }
-        for round in 0..10u64 {
-            for i in 0..300u64 {
+        for round in 0..rounds {
+            for i in 0..keys {
                 let v = val(i, restart * 10 + round);
                 let k = format!("key{i}").into_bytes();
                 e.set(1, &k, &v, SetOptions::default()).unwrap();

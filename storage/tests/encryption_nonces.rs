@@ -196,7 +196,12 @@ fn run(ops: &[Op]) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+    // Under valgrind (RESPITE_TEST_SCALE=small) three cases: the paths, not the breadth.
+    #![proptest_config(ProptestConfig {
+        cases: if std::env::var("RESPITE_TEST_SCALE").as_deref() == Ok("small") { 3 } else { 12 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn no_nonce_repeats_across_rewrites_restarts_and_copies(ops in prop::collection::vec(op(), 20..160)) {
