@@ -1425,9 +1425,9 @@ mod enc_tests {
                 }
             }
         }
-        assert!(checked > 50_000);
+        assert!(checked > events / 2);
         assert!(
-            in_place > 1000,
+            in_place > events / 100,
             "an untaken newest copy is overwritten in place"
         );
     }
