@@ -189,12 +189,8 @@ impl Inner {
         // arrive meanwhile form the next group.
         let (target, files) = {
             let mut log = self.log.lock();
-            if fsync {
-                // Encrypted: also the journal copy of the tail page (rounds never overlap).
-                log.flush_round(self)?;
-            } else {
-                log.flush(self)?;
-            }
+            // Encrypted: also the journal copy of the tail page (rounds never overlap).
+            log.flush_round(self, fsync)?;
             let target = self.gsn.load(Ordering::SeqCst);
             if !fsync {
                 return Ok(false);
@@ -1767,6 +1763,66 @@ mod tests {
         e.sync_all().unwrap();
         assert!(before.0 != journal(), "the next round writes the journal");
         Arc::into_inner(e).unwrap().close().unwrap();
+    }
+
+    /// Encrypted, `appendfsync no`: the once-a-second round (no fdatasync) writes the tail
+    /// page's journal copy to the OS, so a process crash loses nothing written before it (as
+    /// with plain logs); and those rounds write over each other's copy, never over the newest
+    /// copy an fdatasync made durable.
+    #[test]
+    fn encrypted_rounds_without_fsync_journal_the_tail_but_spare_the_durable_copy() {
+        use crate::crypto::{ENTRY, PAGE, TAG_HEADER};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = || Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            encryption_key: Some(crate::MasterKey::from_bytes([4; 32])),
+            ..Config::default()
+        };
+        let e = Engine::open(dir.path(), cfg()).unwrap();
+        e.set(0, b"durable", &[1; 100], SetOptions::default())
+            .unwrap();
+        e.sync_all().unwrap();
+        let tag = crate::crypto::tag_path(&e.inner.log.lock().active.path);
+        let slot = |i: u64| {
+            let b = std::fs::read(&tag).unwrap();
+            let at = TAG_HEADER + i as usize * (ENTRY + PAGE);
+            b[at..at + ENTRY + PAGE].to_vec()
+        };
+        let durable_slot = e.inner.log.lock().jseq % 2;
+        let durable_copy = slot(durable_slot);
+        for i in 0..3u8 {
+            e.set(0, &[b'n', i], &[2; 100], SetOptions::default())
+                .unwrap();
+            e.inner.sync_round(false).unwrap();
+            assert_eq!(
+                slot(durable_slot),
+                durable_copy,
+                "round {i} without fdatasync wrote over the durable journal copy"
+            );
+        }
+        // A process crash now: the files as the OS has them, copied before any close.
+        let copy = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let f = f.unwrap();
+            if f.file_name() != "LOCK" {
+                std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
+            }
+        }
+        drop(e);
+        let e = Engine::open(copy.path(), cfg()).unwrap();
+        assert_eq!(
+            e.get(0, b"durable").unwrap().as_deref(),
+            Some(&[1u8; 100][..])
+        );
+        for i in 0..3u8 {
+            assert_eq!(
+                e.get(0, &[b'n', i]).unwrap().as_deref(),
+                Some(&[2u8; 100][..]),
+                "a write the once-a-second round gave the OS was lost"
+            );
+        }
+        e.close().unwrap();
     }
 
     /// While one round's fdatasync runs, writes are accepted (the log lock is not held

@@ -593,6 +593,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         active,
         disk_files,
         jseq: 0,
+        jdurable: None,
         journaled_end: 0,
         scratch: Vec::new(),
     };
@@ -603,6 +604,8 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         // The reopened encrypted log continues its tail page (journalled at `seq`).
         log.buf.extend_from_slice(&tail);
         log.jseq = seq;
+        // Recovery fdatasync'd that copy.
+        log.jdurable = Some(seq % 2);
         log.journaled_end = log.buf_start + tail.len() as u64;
     }
     let inner = Inner {

@@ -74,6 +74,8 @@ pub(crate) struct Log {
     /// Encrypted: the sequence number of the last journal copy written for the active log
     /// (the next goes to slot `(jseq + 1) % 2`).
     pub jseq: u64,
+    /// Encrypted: the slot (0 or 1) of the newest durable journal copy of the active log.
+    pub jdurable: Option<u64>,
     /// Encrypted: the log end (`buf_start + buf.len()`) the last journal copy covered.
     pub journaled_end: u64,
     /// Encrypted: scratch space for sealing pages.
@@ -141,11 +143,19 @@ impl Log {
         Ok(())
     }
 
-    /// The flush of a group-commit round (under the round lock): as `flush`, and for an
-    /// encrypted log also the journal copy of the partly filled tail page.
-    pub(crate) fn flush_round(&mut self, inner: &Inner) -> Result<()> {
+    /// The flush of a round (under the round lock, with `fsync` if the round fdatasyncs):
+    /// as `flush`, and for an encrypted log also the journal copy of the partly filled tail
+    /// page, so that under `appendfsync no` too the tail reaches the OS once a second.
+    pub(crate) fn flush_round(&mut self, inner: &Inner, fsync: bool) -> Result<()> {
         if self.active.enc.is_some() {
-            return self.flush_enc(inner, true);
+            self.flush_enc(inner, true)?;
+            if fsync {
+                // The round fdatasyncs the tag file next; if that fails, no journal copy is
+                // ever written again (writes are refused). So by the next journal write, the
+                // newest copy is durable.
+                self.jdurable = (self.jseq > 0).then_some(self.jseq % 2);
+            }
+            return Ok(());
         }
         self.flush(inner)
     }
@@ -219,7 +229,13 @@ impl Log {
             active.flushed.store(data_end, Ordering::Release);
         }
         if journal {
-            let seq = self.jseq + 1;
+            // Never the slot of the newest durable copy (a slot's parity is its sequence
+            // number's): a copy written by a round without fdatasync (`appendfsync no`) is
+            // not durable, so the next such round writes over it, not over the durable one.
+            let mut seq = self.jseq + 1;
+            if self.jdurable == Some(seq % 2) {
+                seq += 1;
+            }
             let tail = self.buf.len();
             self.scratch.clear();
             self.scratch.resize(ENTRY + PAGE, 0);
@@ -347,6 +363,7 @@ impl Log {
     pub(crate) fn start_buffer(&mut self, header: &[u8]) {
         self.buf.clear();
         self.jseq = 0;
+        self.jdurable = None;
         self.journaled_end = 0;
         if self.active.enc.is_some() {
             self.buf.extend_from_slice(header);
