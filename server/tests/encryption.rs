@@ -151,34 +151,13 @@ fn round_trip_with(key_file: &str) {
     let key = keys.arg(key_file);
     let flags = ["--encryption-key-file", key.as_str()];
     let server = Server::start_in(&keys.data(), &flags);
-    let mut c = server.redis();
-    let big = "b".repeat(10_000);
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("big")
-        .arg(&big)
-        .query(&mut c)
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("ttl")
-        .arg("t")
-        .arg("EX")
-        .arg(10_000)
-        .query(&mut c)
-        .unwrap();
+    let big = fill(&server);
     assert_eq!(
-        info_field(&mut c, "persistence", "respite_encryption").as_deref(),
+        info_field(&mut server.redis(), "persistence", "respite_encryption").as_deref(),
         Some("1")
     );
-    drop(c);
     let server = server.restart(&flags);
-    let mut c = server.redis();
-    let got: String = redis::cmd("GET").arg("k").query(&mut c).unwrap();
-    assert_eq!(got, "v");
-    let got: String = redis::cmd("GET").arg("big").query(&mut c).unwrap();
-    assert_eq!(got, big);
-    let ttl: i64 = redis::cmd("TTL").arg("ttl").query(&mut c).unwrap();
-    assert!(ttl > 0 && ttl <= 10_000, "{ttl}");
+    check_filled(&server, &big);
 }
 
 #[test]
@@ -372,7 +351,7 @@ fn no_plaintext_reaches_the_disk() {
     }
 }
 
-/// Writes the keys `rotate-key` must carry over: several databases, a TTL, a big value.
+/// Writes keys a restart or `rotate-key` must keep: several databases, a TTL, a big value.
 fn fill(server: &Server) -> String {
     let mut c = server.redis();
     let big = "R".repeat(20_000);
