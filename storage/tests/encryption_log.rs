@@ -13,6 +13,19 @@ const PAGE: usize = 4096;
 const ENTRY: usize = 40;
 const TAG_HEADER: usize = 64;
 /// Offset in a log's tag file of data page `i`'s entry (after the two journal slots).
+/// Sets `{prefix}{i}` to `value(i + base, size)` in database 0 for each i of `range`.
+fn set_range(e: &Engine, prefix: &str, range: std::ops::Range<u32>, base: u32, size: usize) {
+    for i in range {
+        e.set(
+            0,
+            format!("{prefix}{i}").as_bytes(),
+            &value(i + base, size),
+            SetOptions::default(),
+        )
+        .unwrap();
+    }
+}
+
 fn entry_off(i: usize) -> usize {
     TAG_HEADER + 2 * (ENTRY + PAGE) + i * ENTRY
 }
@@ -338,29 +351,13 @@ fn synced_then_crash(damage: impl Fn(&Path, u64)) {
         ..cfg()
     };
     let e = Engine::open(dir.path(), cfg.clone()).unwrap();
-    for i in 0..50u32 {
-        e.set(
-            0,
-            format!("s{i}").as_bytes(),
-            &value(i, 150),
-            SetOptions::default(),
-        )
-        .unwrap();
-    }
+    set_range(&e, "s", 0..50, 0, 150);
     e.sync_all().unwrap();
     let log = newest_log(dir.path());
     let synced_pages = written_pages(&log);
     // Unsynced writes: full pages reach the data file (a full buffer is flushed), and a
     // later round writes the other journal slot.
-    for i in 0..50u32 {
-        e.set(
-            0,
-            format!("u{i}").as_bytes(),
-            &value(i + 1000, 150),
-            SetOptions::default(),
-        )
-        .unwrap();
-    }
+    set_range(&e, "u", 0..50, 1000, 150);
     drop(e);
     damage(&log, synced_pages);
     let e = Engine::open(dir.path(), cfg.clone()).unwrap();
@@ -431,27 +428,11 @@ fn a_torn_newest_journal_slot_loses_nothing_synced() {
     // slot round A wrote still holds everything synced before round B.
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), cfg()).unwrap();
-    for i in 0..10u32 {
-        e.set(
-            0,
-            format!("s{i}").as_bytes(),
-            &value(i, 150),
-            SetOptions::default(),
-        )
-        .unwrap();
-    }
+    set_range(&e, "s", 0..10, 0, 150);
     e.sync_all().unwrap();
     let log = newest_log(dir.path());
     let a = newest_slot(&log);
-    for i in 0..5u32 {
-        e.set(
-            0,
-            format!("u{i}").as_bytes(),
-            &value(i + 1000, 150),
-            SetOptions::default(),
-        )
-        .unwrap();
-    }
+    set_range(&e, "u", 0..5, 1000, 150);
     e.sync_all().unwrap();
     drop(e);
     assert_eq!(
