@@ -2,9 +2,6 @@
 //! Encryption at rest through the real binary: `--encryption-key-file` in both key forms,
 //! restarts, start-up refusals (wrong key, missing key, plain folder with a key, bad key
 //! file), `rotate-key`, and a tampered page read back as an error naming its file and page.
-//!
-//! The tests marked NEEDS-STORAGE below depend on the engine actually encrypting its files
-//! (the storage work of docs/encryption.md); the rest pass on a plain engine as well.
 
 mod common;
 
@@ -131,6 +128,14 @@ fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<S
 }
 
 /// Every byte of every regular file under `dir`.
+/// INFO persistence's `respite_encryption` field is `want`.
+fn assert_encryption(server: &Server, want: &str) {
+    assert_eq!(
+        info_field(&mut server.redis(), "persistence", "respite_encryption").as_deref(),
+        Some(want)
+    );
+}
+
 fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -152,10 +157,7 @@ fn round_trip_with(key_file: &str) {
     let flags = ["--encryption-key-file", key.as_str()];
     let server = Server::start_in(&keys.data(), &flags);
     let big = fill(&server);
-    assert_eq!(
-        info_field(&mut server.redis(), "persistence", "respite_encryption").as_deref(),
-        Some("1")
-    );
+    assert_encryption(&server, "1");
     let server = server.restart(&flags);
     check_filled(&server, &big);
 }
@@ -207,12 +209,7 @@ fn the_key_file_is_fixed_at_start_and_config_get_shows_only_its_path() {
 
 #[test]
 fn info_says_encryption_is_off_without_a_key() {
-    let server = Server::start(&[]);
-    let mut c = server.redis();
-    assert_eq!(
-        info_field(&mut c, "persistence", "respite_encryption").as_deref(),
-        Some("0")
-    );
+    assert_encryption(&Server::start(&[]), "0");
 }
 
 #[test]
@@ -224,12 +221,7 @@ fn the_key_file_can_come_from_the_config_file() {
         format!("encryption-key-file \"{}\"\n", keys.arg("raw.key")),
     )
     .unwrap();
-    let server = Server::start_with_config(&conf, &keys.data(), &[]);
-    let mut c = server.redis();
-    assert_eq!(
-        info_field(&mut c, "persistence", "respite_encryption").as_deref(),
-        Some("1")
-    );
+    assert_encryption(&Server::start_with_config(&conf, &keys.data(), &[]), "1");
 }
 
 #[test]
@@ -257,7 +249,7 @@ fn an_unusable_key_file_stops_startup_naming_it() {
     );
 }
 
-/// NEEDS-STORAGE: the engine checks the folder's key marker.
+/// the engine checks the folder's key marker.
 #[test]
 fn a_wrong_key_stops_startup_naming_the_marker() {
     let keys = Keys::new();
@@ -282,7 +274,7 @@ fn a_wrong_key_stops_startup_naming_the_marker() {
     assert_eq!(got, "v");
 }
 
-/// NEEDS-STORAGE: the engine refuses a folder opened the other way than it was created.
+/// the engine refuses a folder opened the other way than it was created.
 #[test]
 fn encrypted_folder_without_key_and_plain_folder_with_key_are_refused() {
     let keys = Keys::new();
@@ -316,7 +308,7 @@ fn encrypted_folder_without_key_and_plain_folder_with_key_are_refused() {
     );
 }
 
-/// NEEDS-STORAGE: the engine writes ciphertext.
+/// the engine writes ciphertext.
 #[test]
 fn no_plaintext_reaches_the_disk() {
     let keys = Keys::new();
@@ -509,7 +501,7 @@ fn rotate_key_refuses_a_folder_a_running_server_holds() {
     assert_eq!(got, "v7", "the running server is undisturbed");
 }
 
-/// NEEDS-STORAGE: after rotation the old key no longer opens the folder.
+/// after rotation the old key no longer opens the folder.
 #[test]
 fn after_rotate_key_the_old_key_is_refused_and_the_new_one_works() {
     let keys = Keys::new();
@@ -536,7 +528,7 @@ fn after_rotate_key_the_old_key_is_refused_and_the_new_one_works() {
     check_filled(&server, &big);
 }
 
-/// NEEDS-STORAGE: a flipped bit in an encrypted page is an error on read, naming the file
+/// a flipped bit in an encrypted page is an error on read, naming the file
 /// and the page, and nothing else is affected.
 ///
 /// Where the bit goes: the folder is new, so `big` (10 KB, far above the inline limit of 64
