@@ -216,9 +216,8 @@ fn benches(c: &mut Criterion) {
 
 /// FixedStore SET (update of an existing key, 100-byte values) under `everysec`, with and
 /// without encryption at rest, on RESPITE_BENCH_ENC_KEYS keys (default 200,000) each. With
-/// encryption, a slot write reads-modifies-writes its 4096-byte page (usually cached): one
-/// page sealed, the page and its tag entry written; the old slot's zeroing after the round
-/// costs the same again, batched per page.
+/// encryption, a slot write edits its 4096-byte page in memory (read and decrypted unless
+/// cached); the sync round seals and writes each page touched since the last round once.
 fn fixed_encryption(c: &mut Criterion) {
     let n: u64 = std::env::var("RESPITE_BENCH_ENC_KEYS")
         .ok()

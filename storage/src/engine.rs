@@ -201,7 +201,16 @@ impl Inner {
         // does its pwrite under its FixedStore's own lock (never across an fdatasync), so
         // once each of those locks has been taken after `target` was read, every slot write
         // with a GSN <= target has completed. No shard lock is taken.
-        let slot_files = crate::fixed::dirty_files(self);
+        let slot_files = match crate::fixed::dirty_files(self) {
+            Ok(f) => f,
+            Err(e) => {
+                // An encrypted slot file could not write its pages back: its tail is now
+                // unknown, as after a failed log write.
+                let msg = format!("slot file write-back failed: {e}");
+                self.fail(msg.clone());
+                return Err(Error::WritesRefused(msg));
+            }
+        };
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
         // Every file this round makes durable: slot files, and per log its data file and (an
         // encrypted log) its tag file. No order among them is needed (recovery takes any

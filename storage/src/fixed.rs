@@ -21,9 +21,11 @@
 //!
 //! Encryption at rest (a master key in the config): the file's logical bytes are the same,
 //! cut into 4096-byte pages, each kept in three sealed copies with their entries in a tag
-//! file beside it (docs/format-fixed.md, "Encrypted slot files"). A write seals its page to a
-//! copy that holds neither the newest durable version nor one a sync round has in flight
-//! (`choose_copy`), so a crash between a page and its entry only loses that write. Without a
+//! file beside it (docs/format-fixed.md, "Encrypted slot files"). A write edits its page in
+//! memory; the next round (`take_dirty`, under this file's lock, before the fdatasync) seals
+//! each touched page once, to a copy that holds neither the newest durable version nor one
+//! a sync round has in flight (`choose_copy`), so a crash between a page and its entry only
+//! loses that page's newest, not yet durable, version. Without a
 //! key every write is one pwrite, as drawn above: the only cost is a branch on an `Option`.
 
 use std::collections::HashMap;
@@ -455,6 +457,7 @@ impl FixedShard {
             cache: Vec::with_capacity(CACHE_PAGES),
             clock: 0,
             seal: vec![0u8; PAGE].into_boxed_slice(),
+            pending: std::collections::BTreeMap::new(),
         };
         let mut fs = FixedShard::new(
             path,
@@ -564,6 +567,9 @@ impl FixedShard {
     /// fdatasyncs the file (and its tag file) outside a sync round, at open: what was
     /// written counts as durable from here on.
     fn sync_now(&mut self) -> Result<()> {
+        if let Some(enc) = &mut self.enc {
+            enc.write_back(&self.file, &self.path)?;
+        }
         self.file
             .sync_data()
             .map_err(|e| Error::io(&self.path, e))?;
@@ -833,8 +839,11 @@ impl FixedShard {
     /// Takes the file (and its tag file) for a sync round if it was written since the last
     /// one. Called once per round, whether or not the file is dirty: an encrypted file counts
     /// the rounds that took it, so it knows which copies a round has in flight.
-    pub(crate) fn take_dirty(&mut self, out: &mut Vec<(PathBuf, Arc<File>)>) {
+    pub(crate) fn take_dirty(&mut self, out: &mut Vec<(PathBuf, Arc<File>)>) -> Result<()> {
         if let Some(enc) = &mut self.enc {
+            // The pages edited since the last round are sealed and written now, once each,
+            // and carried by this round.
+            enc.write_back(&self.file, &self.path)?;
             enc.takes += 1;
         }
         if std::mem::take(&mut self.dirty) {
@@ -843,6 +852,7 @@ impl FixedShard {
                 out.push((enc.tag_path.clone(), enc.tag.clone()));
             }
         }
+        Ok(())
     }
 
     /// After sync round number `round` made everything up to `durable` durable: zero and free
@@ -909,6 +919,9 @@ const COPIES: usize = 3;
 /// Plaintext pages an encrypted slot file keeps, so consecutive slot writes to one page do
 /// not read and decrypt it again.
 const CACHE_PAGES: usize = 16;
+/// Edited pages an encrypted slot file holds for the next round before it writes them early
+/// (16 MiB of plaintext).
+const MAX_PENDING_PAGES: usize = 4096;
 
 /// What one physical copy of a logical page holds, as far as writes are concerned.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -987,12 +1000,19 @@ struct Enc {
     cache: Vec<CachedPage>,
     clock: u64,
     seal: Box<[u8]>,
+    /// Pages edited since the last write-back, by page number: sealed and written once each
+    /// by the next sync round (`write_back` from `take_dirty`), however many slot writes
+    /// touched them meanwhile.
+    pending: std::collections::BTreeMap<u64, Box<[u8]>>,
 }
 
 impl Enc {
     /// The newest plaintext of logical page `p` (taken out of the cache, or read and
     /// decrypted from its newest copy; zeros if never written).
     fn take_page(&mut self, file: &File, path: &Path, p: u64) -> Result<Box<[u8]>> {
+        if let Some(plain) = self.pending.remove(&p) {
+            return Ok(plain);
+        }
         if let Some(i) = self.cache.iter().position(|c| c.page == p) {
             return Ok(self.cache.swap_remove(i).plain);
         }
@@ -1084,8 +1104,21 @@ impl Enc {
                         .copy_from_slice(&bytes[(s - o) as usize..(t - o) as usize]);
                 }
             }
-            self.put_page(file, path, p, plain)?;
+            self.pending.insert(p, plain);
             next = pe;
+        }
+        if self.pending.len() > MAX_PENDING_PAGES {
+            // A burst touching more pages than a round should carry: write them now (each
+            // still goes to a copy no round holds; the next round takes it).
+            self.write_back(file, path)?;
+        }
+        Ok(())
+    }
+
+    /// Seals and writes every pending page (once each) to its next copy.
+    fn write_back(&mut self, file: &File, path: &Path) -> Result<()> {
+        while let Some((p, plain)) = self.pending.pop_first() {
+            self.put_page(file, path, p, plain)?;
         }
         Ok(())
     }
@@ -1150,14 +1183,14 @@ fn recover_page(
 /// its flag again, for the next round). The round calls this after reading the GSN it will
 /// publish: taking each slot file's lock waits out a slot write in progress, whose GSN may
 /// be at or below that one.
-pub(crate) fn dirty_files(inner: &Inner) -> Vec<(PathBuf, Arc<File>)> {
+pub(crate) fn dirty_files(inner: &Inner) -> Result<Vec<(PathBuf, Arc<File>)>> {
     let mut out = Vec::new();
     for t in inner.consts.iter().flatten() {
         for f in t.fixed().iter().flatten() {
-            f.lock().take_dirty(&mut out);
+            f.lock().take_dirty(&mut out)?;
         }
     }
-    out
+    Ok(out)
 }
 
 /// Called by the sync round after it published `durable`.
@@ -1315,7 +1348,7 @@ mod enc_tests {
         fn take(&mut self) -> usize {
             self.target = self.gsn.load(Ordering::SeqCst);
             let mut out = Vec::new();
-            self.fs.take_dirty(&mut out);
+            self.fs.take_dirty(&mut out).unwrap();
             for (_, f) in &out {
                 f.sync_data().unwrap();
             }
@@ -1733,6 +1766,32 @@ mod enc_tests {
         assert_eq!(contents(plain.path(), None, &quiet()).len(), 1);
     }
 
+    /// Slot writes between two rounds edit pages in memory; the round seals and writes each
+    /// page it touched once, however many writes touched it.
+    #[test]
+    fn a_round_seals_each_touched_page_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(9);
+        let mut h = H::open(dir.path(), Some(&k), &quiet()).unwrap();
+        h.sync();
+        let seq = |h: &H| h.fs.enc.as_ref().unwrap().seq;
+        let before = seq(&h);
+        // 60 new keys: consecutive free slots, a handful of pages.
+        for i in 0..60u64 {
+            h.set(format!("key{i}").as_bytes(), &val(i, 1));
+        }
+        assert_eq!(seq(&h), before, "nothing sealed before the round");
+        h.sync();
+        let sealed = seq(&h) - before;
+        let pages = (60 * SS).div_ceil(PAGE as u64) + 1;
+        assert!(
+            (1..=pages).contains(&sealed),
+            "60 slot writes sealed {sealed} pages (at most {pages} touched)"
+        );
+        drop(h);
+        assert_eq!(contents(dir.path(), Some(&k), &quiet()).len(), 60);
+    }
+
     /// Crash images. The files are copied while writes are in the page cache; in the copy,
     /// every page copy written since a point is torn (its data garbage, or its entry put
     /// back as it was: a write cut between page and entry). What was durable at that point
@@ -1778,6 +1837,11 @@ mod enc_tests {
             for i in (0..200).step_by(5) {
                 put(&mut h, &mut want, i, 5);
             }
+            // Those writes wait in memory for the next round; write them out now, as a burst
+            // past MAX_PENDING_PAGES does, possibly while a round is in flight.
+            let fs = &mut h.fs;
+            let enc = fs.enc.as_mut().unwrap();
+            enc.write_back(&fs.file, &fs.path).unwrap();
             let img = tempfile::tempdir().unwrap();
             let dpath = data_path(dir.path());
             std::fs::copy(&dpath, data_path(img.path())).unwrap();
