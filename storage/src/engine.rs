@@ -1803,6 +1803,19 @@ mod tests {
         Arc::into_inner(e).unwrap().close().unwrap();
     }
 
+    /// What a process crash leaves: the data folder's files as the OS has them now (its lock
+    /// file aside), copied to a new folder while the engine still runs.
+    fn process_crash_image(dir: &Path) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(dir).unwrap() {
+            let f = f.unwrap();
+            if f.file_name() != "LOCK" {
+                std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
+            }
+        }
+        copy
+    }
+
     /// Encrypted, `appendfsync no`: the once-a-second round (no fdatasync) writes the tail
     /// page's journal copy to the OS, so a process crash loses nothing written before it (as
     /// with plain logs); and those rounds write over each other's copy, never over the newest
@@ -1839,14 +1852,7 @@ mod tests {
                 "round {i} without fdatasync wrote over the durable journal copy"
             );
         }
-        // A process crash now: the files as the OS has them, copied before any close.
-        let copy = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let f = f.unwrap();
-            if f.file_name() != "LOCK" {
-                std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
-            }
-        }
+        let copy = process_crash_image(dir.path());
         drop(e);
         let e = Engine::open(copy.path(), cfg()).unwrap();
         assert_eq!(
@@ -1895,13 +1901,7 @@ mod tests {
             .unwrap();
         }
         e.inner.sync_round(false).unwrap();
-        let copy = tempfile::tempdir().unwrap();
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            let f = f.unwrap();
-            if f.file_name() != "LOCK" {
-                std::fs::copy(f.path(), copy.path().join(f.file_name())).unwrap();
-            }
-        }
+        let copy = process_crash_image(dir.path());
         drop(e);
         let e = Engine::open(copy.path(), cfg()).unwrap();
         for i in 0..50u64 {
