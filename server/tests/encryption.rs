@@ -43,10 +43,10 @@ impl Keys {
     }
 }
 
-/// Starts the binary on `dir` with `extra` flags, expecting start-up to fail. Returns the
-/// exit code and everything it printed. Panics if it becomes ready instead (the listener
-/// must never come up), or does not exit within PATIENCE.
-fn start_fails(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+/// Starts the binary on `dir` with `extra` flags, expecting start-up to fail (exit code 1);
+/// returns everything it printed. Panics if it becomes ready instead (the listener must
+/// never come up), does not exit within PATIENCE, or exits any other way.
+fn start_fails(dir: &Path, extra: &[&str]) -> String {
     let mut child = Command::new(BIN)
         .args(["--port", "0", "--bind", "127.0.0.1", "--dir"])
         .arg(dir)
@@ -101,7 +101,8 @@ fn start_fails(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
         !text.contains("panicked"),
         "a refusal is a message, not a panic:\n{text}"
     );
-    (status.code(), text)
+    assert_eq!(status.code(), Some(1), "{text}");
+    text
 }
 
 /// `respite-server rotate-key` with `args`; returns (success, stdout + stderr).
@@ -127,7 +128,15 @@ fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<S
         .map(str::to_owned)
 }
 
-/// Every byte of every regular file under `dir`.
+/// Starts the server on `dir` with `flags`, sets `k` to `v`, and stops it cleanly.
+fn set_k_and_stop(dir: &Path, flags: &[&str]) {
+    let mut server = Server::start_in(dir, flags);
+    let mut c = server.redis();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
+    drop(c);
+    assert!(server.sigterm().success());
+}
+
 /// INFO persistence's `respite_encryption` field is `want`.
 fn assert_encryption(server: &Server, want: &str) {
     assert_eq!(
@@ -136,6 +145,7 @@ fn assert_encryption(server: &Server, want: &str) {
     );
 }
 
+/// Every byte of every regular file under `dir`.
 fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -228,8 +238,7 @@ fn the_key_file_can_come_from_the_config_file() {
 fn an_unusable_key_file_stops_startup_naming_it() {
     let keys = Keys::new();
     let missing = keys.arg("missing.key");
-    let (code, out) = start_fails(&keys.data(), &["--encryption-key-file", &missing]);
-    assert_eq!(code, Some(1), "{out}");
+    let out = start_fails(&keys.data(), &["--encryption-key-file", &missing]);
     assert!(
         out.contains(&missing) && out.contains("encryption-key-file"),
         "{out}"
@@ -237,8 +246,7 @@ fn an_unusable_key_file_stops_startup_naming_it() {
     let short = keys.path("short.key");
     std::fs::write(&short, "0123456789abcdef\n").unwrap();
     let short = short.display().to_string();
-    let (code, out) = start_fails(&keys.data(), &["--encryption-key-file", &short]);
-    assert_eq!(code, Some(1), "{out}");
+    let out = start_fails(&keys.data(), &["--encryption-key-file", &short]);
     assert!(
         out.contains(&short) && out.contains("32 bytes or 64 hex"),
         "{out}"
@@ -249,20 +257,14 @@ fn an_unusable_key_file_stops_startup_naming_it() {
     );
 }
 
-/// the engine checks the folder's key marker.
+/// The engine checks the folder's key marker.
 #[test]
 fn a_wrong_key_stops_startup_naming_the_marker() {
     let keys = Keys::new();
     let hex = keys.arg("hex.key");
-    let server = Server::start_in(&keys.data(), &["--encryption-key-file", &hex]);
-    let mut c = server.redis();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    drop(c);
-    let mut server = server;
-    assert!(server.sigterm().success());
+    set_k_and_stop(&keys.data(), &["--encryption-key-file", &hex]);
     let raw = keys.arg("raw.key");
-    let (code, out) = start_fails(&keys.data(), &["--encryption-key-file", &raw]);
-    assert_eq!(code, Some(1), "{out}");
+    let out = start_fails(&keys.data(), &["--encryption-key-file", &raw]);
     assert!(
         out.contains("wrong encryption key") && out.contains("ENCRYPTION"),
         "{out}"
@@ -274,19 +276,14 @@ fn a_wrong_key_stops_startup_naming_the_marker() {
     assert_eq!(got, "v");
 }
 
-/// the engine refuses a folder opened the other way than it was created.
+/// The engine refuses a folder opened the other way than it was created.
 #[test]
 fn encrypted_folder_without_key_and_plain_folder_with_key_are_refused() {
     let keys = Keys::new();
     let hex = keys.arg("hex.key");
     let encrypted = keys.path("encrypted");
-    let mut server = Server::start_in(&encrypted, &["--encryption-key-file", &hex]);
-    let mut c = server.redis();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    drop(c);
-    assert!(server.sigterm().success());
-    let (code, out) = start_fails(&encrypted, &[]);
-    assert_eq!(code, Some(1), "{out}");
+    set_k_and_stop(&encrypted, &["--encryption-key-file", &hex]);
+    let out = start_fails(&encrypted, &[]);
     assert!(
         out.contains("encrypted")
             && out.contains("ENCRYPTION")
@@ -295,20 +292,15 @@ fn encrypted_folder_without_key_and_plain_folder_with_key_are_refused() {
     );
 
     let plain = keys.path("plain");
-    let mut server = Server::start_in(&plain, &[]);
-    let mut c = server.redis();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    drop(c);
-    assert!(server.sigterm().success());
-    let (code, out) = start_fails(&plain, &["--encryption-key-file", &hex]);
-    assert_eq!(code, Some(1), "{out}");
+    set_k_and_stop(&plain, &[]);
+    let out = start_fails(&plain, &["--encryption-key-file", &hex]);
     assert!(
         out.contains("not encrypted") && out.contains(&plain.display().to_string()),
         "{out}"
     );
 }
 
-/// the engine writes ciphertext.
+/// The engine writes ciphertext.
 #[test]
 fn no_plaintext_reaches_the_disk() {
     let keys = Keys::new();
@@ -501,7 +493,7 @@ fn rotate_key_refuses_a_folder_a_running_server_holds() {
     assert_eq!(got, "v7", "the running server is undisturbed");
 }
 
-/// after rotation the old key no longer opens the folder.
+/// After rotation the old key no longer opens the folder.
 #[test]
 fn after_rotate_key_the_old_key_is_refused_and_the_new_one_works() {
     let keys = Keys::new();
@@ -521,14 +513,13 @@ fn after_rotate_key_the_old_key_is_refused_and_the_new_one_works() {
         &raw,
     ]);
     assert!(ok, "{out}");
-    let (code, out) = start_fails(&data, &["--encryption-key-file", &hex]);
-    assert_eq!(code, Some(1), "{out}");
+    let out = start_fails(&data, &["--encryption-key-file", &hex]);
     assert!(out.contains("wrong encryption key"), "{out}");
     let server = Server::start_in(&data, &["--encryption-key-file", &raw]);
     check_filled(&server, &big);
 }
 
-/// a flipped bit in an encrypted page is an error on read, naming the file
+/// A flipped bit in an encrypted page is an error on read, naming the file
 /// and the page, and nothing else is affected.
 ///
 /// Where the bit goes: the folder is new, so `big` (10 KB, far above the inline limit of 64
@@ -736,11 +727,7 @@ fn rotate_key_keeps_the_folders_shard_count() {
     let hex = keys.arg("hex.key");
     let data = keys.data();
     let d = data.display().to_string();
-    let mut server = Server::start_in(&data, &["--shards", "4"]);
-    let mut c = server.redis();
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut c).unwrap();
-    drop(c);
-    assert!(server.sigterm().success());
+    set_k_and_stop(&data, &["--shards", "4"]);
     // The config names the default (16); the folder was made with 4.
     let (ok, out) = rotate(&["--dir", &d, "--new-encryption-key-file", &hex]);
     assert!(ok && out.contains("stored: 4"), "{out}");
