@@ -288,54 +288,34 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         let len = std::fs::metadata(path)
             .map_err(|e| Error::io(path, e))?
             .len();
-        if let Some(key) = &key {
+        let (kind, empty) = if let Some(key) = &key {
             // Encrypted: the header is the start of page 0's plaintext (its data page, or
-            // the journal copy while the log is shorter than a page).
+            // the journal copy while the log is shorter than a page). Encrypted logs were
+            // never per shard.
             let page0 = match EncLog::read(path, key, PAGE as u64, entry_off(1))? {
                 Some(enc) => enc.page(0, &mut 0).0,
                 None => None,
             };
-            let kind = page0.as_deref().and_then(record::parse_log_header);
-            match kind {
-                Some(LogKind::Shared { shards }) => {
-                    if *stored_shards.get_or_insert(shards) != shards {
-                        return Err(Error::Corrupt {
-                            file: path.clone(),
-                            offset: 0,
-                            reason: "log header disagrees with the other logs on the shard count",
-                        });
-                    }
-                    found.push(Found {
-                        id,
-                        path: path.clone(),
-                        len,
-                        per_shard: None,
-                    });
-                }
-                _ if page0.is_none() && len == 0 => {
-                    slog::warn!(logger, "removing an encrypted log that holds nothing"; "file" => %path.display());
-                    remove_log(path)?;
-                }
-                _ => {
-                    let bad = path.with_extension("bad");
-                    slog::error!(logger, "encrypted log's first page or header is damaged; file set aside, its records are skipped";
-                        "file" => %path.display(), "page" => 0, "renamed_to" => %bad.display());
-                    std::fs::rename(path, &bad).map_err(|e| Error::io(path, e))?;
-                }
-            }
-            continue;
-        }
-        let kind = if len >= LOG_HEADER as u64 {
-            let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut hdr, 0)
-                .map_err(|e| Error::io(path, e))?;
-            record::parse_log_header(&hdr)
+            let kind = page0
+                .as_deref()
+                .and_then(record::parse_log_header)
+                .filter(|k| matches!(k, LogKind::Shared { .. }));
+            (kind, page0.is_none() && len == 0)
         } else {
-            None
+            let kind = if len >= LOG_HEADER as u64 {
+                let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                std::os::unix::fs::FileExt::read_exact_at(&f, &mut hdr, 0)
+                    .map_err(|e| Error::io(path, e))?;
+                record::parse_log_header(&hdr)
+            } else {
+                None
+            };
+            // A log created but never written has a header and zeros (preallocation) or
+            // nothing.
+            let empty = len <= LOG_HEADER as u64
+                || (kind.is_none() && zero_tail(&read_all(path)?[LOG_HEADER..]));
+            (kind, empty)
         };
-        // A log created but never written has a header and zeros (preallocation) or nothing.
-        let empty = len <= LOG_HEADER as u64
-            || (kind.is_none() && zero_tail(&read_all(path)?[LOG_HEADER..]));
         match kind {
             Some(kind) => {
                 let (per_shard, shards) = match kind {
@@ -360,13 +340,15 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             }
             None if empty => {
                 // Created but its header never reached the disk: it holds nothing.
-                slog::warn!(logger, "removing empty log with a torn header"; "file" => %path.display());
-                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                slog::warn!(logger, "removing empty log with a torn header";
+                    "file" => %path.display(), "encrypted" => key.is_some());
+                remove_log(path)?;
             }
             None => {
                 let bad = path.with_extension("bad");
-                slog::error!(logger, "log file header is corrupt; file set aside, its records are skipped";
-                    "file" => %path.display(), "renamed_to" => %bad.display());
+                slog::error!(logger, "log file header is corrupt (encrypted: its first page); file set aside, its records are skipped";
+                    "file" => %path.display(), "encrypted" => key.is_some(), "page" => 0,
+                    "renamed_to" => %bad.display());
                 std::fs::rename(path, &bad).map_err(|e| Error::io(path, e))?;
             }
         }
