@@ -284,14 +284,7 @@ pub fn rotate_key(
     }
     // An earlier run stopped between its two renames: DIR.rotating is complete and synced.
     if !dir.exists() && rotating.is_dir() && old.is_dir() {
-        std::fs::rename(&rotating, &dir).map_err(io(format!(
-            "rename {} -> {}",
-            rotating.display(),
-            dir.display()
-        )))?;
-        fsync_dir(&parent)?;
-        std::fs::remove_dir_all(&old).map_err(io(format!("remove {}", old.display())))?;
-        fsync_dir(&parent)?;
+        finish_swap(&rotating, &dir, &old, &parent)?;
         return Ok(RotateSummary {
             finished_interrupted: true,
             ..RotateSummary::default()
@@ -390,15 +383,21 @@ pub fn rotate_key(
         old.display()
     )))?;
     fsync_dir(&parent)?;
-    std::fs::rename(&rotating, &dir).map_err(io(format!(
+    finish_swap(&rotating, &dir, &old, &parent)?;
+    Ok(summary)
+}
+
+/// The second half of the swap: `rotating` (complete and synced) becomes `dir`, then the old
+/// folder (already moved to `old`) goes; the parent directory is fsynced after each step.
+fn finish_swap(rotating: &Path, dir: &Path, old: &Path, parent: &Path) -> Result<(), RotateError> {
+    std::fs::rename(rotating, dir).map_err(io(format!(
         "rename {} -> {}",
         rotating.display(),
         dir.display()
     )))?;
-    fsync_dir(&parent)?;
-    std::fs::remove_dir_all(&old).map_err(io(format!("remove {}", old.display())))?;
-    fsync_dir(&parent)?;
-    Ok(summary)
+    fsync_dir(parent)?;
+    std::fs::remove_dir_all(old).map_err(io(format!("remove {}", old.display())))?;
+    fsync_dir(parent)
 }
 
 /// Opens `rotating` with `new_key`, the same tree settings and the source's shard count
