@@ -1185,47 +1185,38 @@ fn recover_page(
 /// be at or below that one.
 pub(crate) fn dirty_files(inner: &Inner) -> Result<Vec<(PathBuf, Arc<File>)>> {
     let mut out = Vec::new();
-    for t in inner.consts.iter().flatten() {
-        for f in t.fixed().iter().flatten() {
-            f.lock().take_dirty(&mut out)?;
-        }
-    }
+    each_slot_file(inner, |f| f.take_dirty(&mut out))?;
     Ok(out)
 }
 
 /// A round without fdatasync (`appendfsync no`): every encrypted slot file writes its edited
 /// pages to the OS (to copies no round has taken; the next fdatasync round takes them), so a
-/// process crash loses no more than with plain slot files written at once.
+/// process crash loses no more than with plain slot files written at once. (Pending pages
+/// came from edits, which marked the file dirty already.)
 pub(crate) fn write_back_all(inner: &Inner) -> Result<()> {
-    for t in inner.consts.iter().flatten() {
-        for f in t.fixed().iter().flatten() {
-            let mut f = f.lock();
-            let f = &mut *f;
-            if let Some(enc) = &mut f.enc {
-                if !enc.pending.is_empty() {
-                    f.dirty = true;
-                }
-                enc.write_back(&f.file, &f.path)?;
-            }
-        }
-    }
-    Ok(())
+    each_slot_file(inner, |f| match &mut f.enc {
+        Some(enc) => enc.write_back(&f.file, &f.path),
+        None => Ok(()),
+    })
 }
 
 /// Called by the sync round after it published `durable`.
 pub(crate) fn after_sync(inner: &Inner, durable: u64) {
     let round = inner.syncs.load(Ordering::Relaxed);
+    if let Err(e) = each_slot_file(inner, |f| f.after_sync(durable, round)) {
+        inner.fail(format!("freeing slots failed: {e}"));
+    }
+}
+
+/// Runs `f` on every slot file of every FixedStore ConstTree, each under its own lock, in
+/// order; stops at the first error.
+fn each_slot_file(inner: &Inner, mut f: impl FnMut(&mut FixedShard) -> Result<()>) -> Result<()> {
     for t in inner.consts.iter().flatten() {
-        for f in t.fixed().iter().flatten() {
-            {
-                let mut f = f.lock();
-                if let Err(e) = f.after_sync(durable, round) {
-                    inner.fail(format!("freeing slots failed: {e}"));
-                    return;
-                }
-            }
+        for shard in t.fixed().iter().flatten() {
+            f(&mut shard.lock())?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
