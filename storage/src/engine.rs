@@ -377,22 +377,48 @@ impl Inner {
             f.read_exact_at(&mut v, off)?;
             return Ok(Bytes::from(v));
         }
-        self.cache.count_miss();
-        let mut out = Vec::with_capacity(len);
+        self.read_blocks(&f, off, len, true, |blk| {
+            // Never past what was written: the rest of a preallocated log reads as zeros,
+            // and a block cached with them would hide records written later.
+            let bstart = blk as u64 * BLOCK;
+            let avail = f.len().saturating_sub(bstart).min(BLOCK) as usize;
+            let mut v = vec![0u8; avail];
+            let n = f.read_at_most(&mut v, bstart)?;
+            v.truncate(n);
+            Ok(Bytes::from(v))
+        })
+    }
+
+    /// `len` bytes at `off` of log `f`, block by block: each from the block cache if
+    /// `cached`, else from `load` (and then cached if `cached`). A block shorter than the
+    /// value needs is corruption.
+    fn read_blocks(
+        &self,
+        f: &DataFile,
+        off: u64,
+        len: usize,
+        cached: bool,
+        load: impl Fn(u32) -> Result<Bytes>,
+    ) -> Result<Bytes> {
+        let first = (off / BLOCK) as u32;
+        let last = ((off + len as u64 - 1) / BLOCK) as u32;
+        if cached {
+            self.cache.count_miss();
+        }
+        let mut out = Vec::with_capacity(if first == last { 0 } else { len });
         for blk in first..=last {
             let bstart = blk as u64 * BLOCK;
             let from = off.max(bstart) - bstart;
             let to = (off + len as u64).min(bstart + BLOCK) - bstart;
-            let data = match self.cache.get(file, blk, to as usize) {
+            let hit = if cached {
+                self.cache.get(f.id, blk, to as usize)
+            } else {
+                None
+            };
+            let data = match hit {
                 Some(d) => d,
                 None => {
-                    // Never past what was written: the rest of a preallocated log reads as
-                    // zeros, and a block cached with them would hide records written later.
-                    let avail = f.len().saturating_sub(bstart).min(BLOCK) as usize;
-                    let mut v = vec![0u8; avail];
-                    let n = f.read_at_most(&mut v, bstart)?;
-                    v.truncate(n);
-                    let d = Bytes::from(v);
+                    let d = load(blk)?;
                     if d.len() < to as usize {
                         return Err(Error::Corrupt {
                             file: f.path.clone(),
@@ -400,7 +426,9 @@ impl Inner {
                             reason: "value extends past the end of its log file",
                         });
                     }
-                    self.cache.insert(file, blk, d.clone());
+                    if cached {
+                        self.cache.insert(f.id, blk, d.clone());
+                    }
                     d
                 }
             };
@@ -453,45 +481,9 @@ impl Inner {
         len: usize,
         value_len: usize,
     ) -> Result<Bytes> {
-        let first = (off / BLOCK) as u32;
-        let last = ((off + len as u64 - 1) / BLOCK) as u32;
-        let bypass = value_len >= CACHE_BYPASS;
-        if !bypass {
-            self.cache.count_miss();
-        }
-        let mut out = Vec::with_capacity(if first == last { 0 } else { len });
-        for blk in first..=last {
-            let bstart = blk as u64 * BLOCK;
-            let from = off.max(bstart) - bstart;
-            let to = (off + len as u64).min(bstart + BLOCK) - bstart;
-            let cached = if bypass {
-                None
-            } else {
-                self.cache.get(f.id, blk, to as usize)
-            };
-            let data = match cached {
-                Some(d) => d,
-                None => {
-                    let d = Bytes::from(f.read_page(c, blk as u64)?);
-                    if d.len() < to as usize {
-                        return Err(Error::Corrupt {
-                            file: f.path.clone(),
-                            offset: off,
-                            reason: "value extends past the end of its log file",
-                        });
-                    }
-                    if !bypass {
-                        self.cache.insert(f.id, blk, d.clone());
-                    }
-                    d
-                }
-            };
-            if first == last {
-                return Ok(data.slice(from as usize..to as usize));
-            }
-            out.extend_from_slice(&data[from as usize..to as usize]);
-        }
-        Ok(Bytes::from(out))
+        self.read_blocks(f, off, len, value_len < CACHE_BYPASS, |blk| {
+            f.read_page(c, blk as u64).map(Bytes::from)
+        })
     }
 
     // ---------------------------------------------------------------- write primitives
