@@ -187,6 +187,32 @@ pub(crate) struct LogCrypt {
     pub tag_path: PathBuf,
 }
 
+impl LogCrypt {
+    /// A journal slot's bytes in `out` (its entry, then the sealed page): the tail page
+    /// `page` holding `tail` (zero-padded), as journal copy number `seq`. It belongs at
+    /// `journal_off(seq % 2)` of the tag file.
+    pub(crate) fn seal_journal(
+        &self,
+        page: u64,
+        seq: u64,
+        tail: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.clear();
+        out.resize(ENTRY + PAGE, 0);
+        out[ENTRY..ENTRY + tail.len()].copy_from_slice(tail);
+        let e = self.cipher.seal(
+            page,
+            seq,
+            tail.len() as u32,
+            Role::Journal,
+            &mut out[ENTRY..],
+        )?;
+        out[..ENTRY].copy_from_slice(&e);
+        Ok(())
+    }
+}
+
 /// One log file.
 pub(crate) struct DataFile {
     pub id: u32,

@@ -844,12 +844,8 @@ fn fix_active_tail(
         seq += 1;
     }
     if !tail.is_empty() {
-        let mut slot = vec![0u8; ENTRY + PAGE];
-        slot[ENTRY..ENTRY + tail.len()].copy_from_slice(&tail);
-        let e = c
-            .cipher
-            .seal(p, seq, tail.len() as u32, Role::Journal, &mut slot[ENTRY..])?;
-        slot[..ENTRY].copy_from_slice(&e);
+        let mut slot = Vec::new();
+        c.seal_journal(p, seq, &tail, &mut slot)?;
         c.tag
             .write_all_at(&slot, journal_off(seq % 2))
             .map_err(tag_err)?;

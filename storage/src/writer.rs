@@ -236,18 +236,12 @@ impl Log {
             if self.jdurable == Some(seq % 2) {
                 seq += 1;
             }
-            let tail = self.buf.len();
-            self.scratch.clear();
-            self.scratch.resize(ENTRY + PAGE, 0);
-            self.scratch[ENTRY..ENTRY + tail].copy_from_slice(&self.buf);
-            let e = c.cipher.seal(
+            c.seal_journal(
                 self.buf_start / PAGE as u64,
                 seq,
-                tail as u32,
-                Role::Journal,
-                &mut self.scratch[ENTRY..],
+                &self.buf,
+                &mut self.scratch,
             )?;
-            self.scratch[..ENTRY].copy_from_slice(&e);
             if let Err(e) = c.tag.write_all_at(&self.scratch, journal_off(seq % 2)) {
                 return Err(Self::write_failed(inner, &c.tag_path, e));
             }
