@@ -14,5 +14,5 @@ use respite_storage::BackendKind;
 fn model_fixed_encrypted() {
     common::model::ENCRYPTED.store(true, std::sync::atomic::Ordering::Relaxed);
     let cases = if common::small_scale() { 2 } else { 6 };
-    common::model::run_cases(BackendKind::Fixed, cases, 400);
+    common::model::run_cases(Some(BackendKind::Fixed), cases, 400);
 }

@@ -13,6 +13,6 @@ use respite_storage::BackendKind;
 fn model_bitcask_encrypted() {
     common::model::ENCRYPTED.store(true, std::sync::atomic::Ordering::Relaxed);
     let cases = if common::small_scale() { 2 } else { 6 };
-    let compactions = common::model::run_cases(BackendKind::Bitcask, cases, 400);
+    let compactions = common::model::run_cases(Some(BackendKind::Bitcask), cases, 400);
     assert!(compactions > 0, "the compact op never compacted anything");
 }

@@ -9,6 +9,6 @@ use respite_storage::BackendKind;
 
 #[test]
 fn model_const_bitcask() {
-    let compactions = common::model::run_cases(BackendKind::Bitcask, 10, 400);
+    let compactions = common::model::run_cases(Some(BackendKind::Bitcask), 10, 400);
     assert!(compactions > 0, "the compact op never compacted anything");
 }

@@ -10,5 +10,5 @@ use respite_storage::BackendKind;
 
 #[test]
 fn model_const_fixed() {
-    common::model::run_cases(BackendKind::Fixed, 10, 400);
+    common::model::run_cases(Some(BackendKind::Fixed), 10, 400);
 }

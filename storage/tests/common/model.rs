@@ -1,5 +1,5 @@
-//! The model test of `model_var_bitcask.rs`, parametrised by the config and by a ConstTree
-//! in database 1: random operations on a small key space, checked against a BTreeMap, with
+//! The model test, optionally with a ConstTree in database 1 (on either backend): random
+//! operations on a small key space, checked against a BTreeMap, with
 //! reopen, crash (drop without close, then a torn or garbled tail on an active log) and
 //! compaction as operations, plus rename/copy/move/mset across the VarTree database 0 and the
 //! ConstTree database 1 (a value of the wrong size must be refused and change nothing). After
@@ -25,17 +25,23 @@ pub const CONST_SIZE: usize = 12;
 /// Set by a test binary to run the model with encryption at rest (a fixed master key).
 pub static ENCRYPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub fn cfg(backend: BackendKind) -> Config {
+/// The model's config: database 1 is a ConstTree on `backend`, or a VarTree like the rest.
+pub fn cfg(backend: Option<BackendKind>) -> Config {
     let encrypted = ENCRYPTED.load(std::sync::atomic::Ordering::Relaxed);
     Config {
         encryption_key: encrypted.then(|| MasterKey::from_bytes([0x42; 32])),
-        trees: vec![(
-            1,
-            TreeConfig::Const {
-                value_size: CONST_SIZE,
-                backend,
-            },
-        )],
+        trees: backend
+            .map(|backend| {
+                (
+                    1,
+                    TreeConfig::Const {
+                        value_size: CONST_SIZE,
+                        backend,
+                    },
+                )
+            })
+            .into_iter()
+            .collect(),
         shards: 3,
         databases: 3,
         sync_mode: SyncMode::No,
@@ -50,16 +56,36 @@ pub fn cfg(backend: BackendKind) -> Config {
     }
 }
 
-/// Sizes of the log files right after a sync: everything below them is durable.
+/// Where the records of a log end (an open log is preallocated: zeros follow its records).
+/// An encrypted log is not parsed: its whole length counts.
+fn records_end(b: &[u8]) -> u64 {
+    if ENCRYPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return b.len() as u64;
+    }
+    let mut at = 24;
+    while at + 32 <= b.len() && b[at + 4..at + 12] != [0; 8] {
+        let key = u32::from_le_bytes(b[at + 24..at + 28].try_into().unwrap()) as usize;
+        let value = u32::from_le_bytes(b[at + 28..at + 32].try_into().unwrap()) as usize;
+        if at + 32 + key + value > b.len() {
+            break;
+        }
+        at += 32 + key + value;
+    }
+    at.min(b.len()) as u64
+}
+
+/// Sizes of the records of the log files right after a sync: everything below them is
+/// durable.
 fn log_sizes(dir: &Path) -> BTreeMap<String, u64> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .map(|e| {
+            let b = std::fs::read(e.path()).unwrap();
             (
                 e.file_name().to_string_lossy().into_owned(),
-                e.metadata().unwrap().len(),
+                records_end(&b),
             )
         })
         .collect()
@@ -108,7 +134,8 @@ fn active_logs(dir: &Path) -> Vec<String> {
 }
 
 struct Harness {
-    backend: BackendKind,
+    /// The ConstTree backend of database 1; None: database 1 is a VarTree.
+    backend: Option<BackendKind>,
     rng: StdRng,
     model: BTreeMap<Key, (Vec<u8>, Option<u64>)>,
     /// Every state each key had since the last crash check, with the GSN that made it.
@@ -140,9 +167,14 @@ impl Harness {
         (db, k.into_bytes())
     }
 
+    /// Whether `db` is the ConstTree.
+    fn is_const(&self, db: usize) -> bool {
+        self.backend.is_some() && db == 1
+    }
+
     /// A value for `db`: in the ConstTree, nearly always of its size.
     fn value_for(&mut self, db: usize) -> Vec<u8> {
-        if db == 1 && self.rng.random_range(0..10) != 0 {
+        if self.is_const(db) && self.rng.random_range(0..10) != 0 {
             let b: u8 = self.rng.random();
             return (0..CONST_SIZE).map(|i| b.wrapping_add(i as u8)).collect();
         }
@@ -255,7 +287,8 @@ impl Harness {
             format!("k{}", self.rng.random_range(0..6)).into_bytes(),
         );
         let cur_a = self.model.get(&a).cloned();
-        let wrong = |db: usize, v: &[u8]| db == 1 && v.len() != CONST_SIZE;
+        let is_const = self.backend.is_some();
+        let wrong = |db: usize, v: &[u8]| is_const && db == 1 && v.len() != CONST_SIZE;
         match self.rng.random_range(0..5) {
             0 => {
                 // rename within a's database
@@ -378,7 +411,7 @@ impl Harness {
                     assert_eq!(r.unwrap(), (None, 0));
                     return;
                 };
-                if a.0 == 1 && grow {
+                if self.is_const(a.0) && grow {
                     refused(r, cur.0.len() + 1);
                     return;
                 }
@@ -441,7 +474,7 @@ fn refused(r: Result<impl std::fmt::Debug>, v_len: usize) {
 }
 
 /// Runs one case; returns how many compactions the compact op reported.
-pub fn run(backend: BackendKind, seed: u64, ops: usize) -> u64 {
+pub fn run(backend: Option<BackendKind>, seed: u64, ops: usize) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let mut e = Engine::open(dir.path(), cfg(backend)).unwrap();
     let mut h = Harness {
@@ -482,7 +515,7 @@ pub fn run(backend: BackendKind, seed: u64, ops: usize) -> u64 {
                         return_old: true,
                     },
                 );
-                if k.0 == 1 && v.len() != CONST_SIZE {
+                if h.is_const(k.0) && v.len() != CONST_SIZE {
                     refused(r, v.len());
                     continue;
                 }
@@ -582,7 +615,7 @@ pub fn run(backend: BackendKind, seed: u64, ops: usize) -> u64 {
 }
 
 /// Runs the cases of a test: MODEL_SEED picks the base seed.
-pub fn run_cases(backend: BackendKind, cases: u64, ops: usize) -> u64 {
+pub fn run_cases(backend: Option<BackendKind>, cases: u64, ops: usize) -> u64 {
     let base: u64 = std::env::var("MODEL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
