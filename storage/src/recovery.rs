@@ -250,6 +250,10 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     let key = cfg.encryption_key.clone();
     let mut tags: Vec<(PathBuf, PathBuf)> = Vec::new();
     let mut logs: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut hints: Vec<(u32, PathBuf)> = Vec::new();
+    // The highest id any file carries: a new log never takes the id of a leftover hint or a
+    // set-aside `.bad` log.
+    let mut max_id = 0;
     let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     for ent in rd {
         let ent = ent.map_err(|e| Error::io(&dir, e))?;
@@ -260,15 +264,28 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             let _ = std::fs::remove_file(ent.path());
             continue;
         }
-        match parse_name(name) {
+        let parsed = parse_name(name);
+        if let Some((id, _)) = parsed {
+            max_id = max_id.max(id);
+        }
+        match parsed {
             Some((id, "log")) => {
                 logs.insert(id, ent.path());
             }
+            Some((id, "hint")) => hints.push((id, ent.path())),
             Some((_, "log.tag" | "hint.tag")) => {
                 let p = ent.path();
                 tags.push((p.with_extension(""), p));
             }
             _ => {}
+        }
+    }
+    for (id, hint) in hints {
+        // The hint of a compacted log, left behind by a crash between unlinking the log and
+        // its hint: nothing refers to it.
+        if !logs.contains_key(&id) {
+            slog::info!(logger, "removing the hint of a log that is gone"; "file" => %hint.display());
+            std::fs::remove_file(&hint).map_err(|e| Error::io(&hint, e))?;
         }
     }
     for (data, tag) in tags {
@@ -278,7 +295,6 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
             std::fs::remove_file(&tag).map_err(|e| Error::io(&tag, e))?;
         }
     }
-    let max_id = logs.keys().next_back().copied().unwrap_or(0);
 
     // Every log's header: the shard count, and whether it is shared or (version 1) per shard.
     let mut found: Vec<Found> = Vec::new();
