@@ -217,6 +217,65 @@ pub(crate) struct FixedShard {
     scratch: Vec<u8>,
     /// Encryption at rest: None for a plain file (then every write is one pwrite, as before).
     enc: Option<Box<Enc>>,
+    /// The file's (and tag file's) durable lengths, in their own lock so that a growth step
+    /// taken ahead of need (`grow_ahead`) extends and fsyncs the files without holding this
+    /// slot file's lock. Taken under the slot file's lock by `grow`, never the other way.
+    growth: Arc<parking_lot::Mutex<Lengths>>,
+    /// Growth steps a writer had to take itself, waiting for their fsync under the shard
+    /// lock (`grow_ahead` keeps this from rising once a file has slots).
+    #[cfg_attr(not(test), allow(dead_code))]
+    steps_in_write: u64,
+}
+
+/// Lengths of a slot file and its tag file (0 when plain) for a slot count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lengths {
+    file: u64,
+    tag: u64,
+}
+
+/// What a growth step ahead of need works with, taken under the slot file's lock.
+struct GrowPlan {
+    nslots: u64,
+    want: Lengths,
+    growth: Arc<parking_lot::Mutex<Lengths>>,
+    file: Arc<File>,
+    path: PathBuf,
+    tag: Option<(Arc<File>, PathBuf)>,
+}
+
+/// Makes the files at least `want` long, durably (the length is metadata: fsync, and the
+/// directory with it, or a crash could cut off slots whose writes were acknowledged, hazard
+/// 3). Never shortens: a step taken meanwhile by someone else stays.
+fn extend_durably(
+    growth: &parking_lot::Mutex<Lengths>,
+    file: &File,
+    path: &Path,
+    tag: Option<(&File, &Path)>,
+    want: Lengths,
+) -> Result<()> {
+    let mut have = growth.lock();
+    if have.file >= want.file && have.tag >= want.tag {
+        return Ok(());
+    }
+    if let Some((tag, tag_path)) = tag.filter(|_| have.tag < want.tag) {
+        tag.set_len(want.tag)
+            .and_then(|()| tag.sync_all())
+            .map_err(|e| Error::io(tag_path, e))?;
+        have.tag = want.tag;
+    }
+    if have.file < want.file {
+        file.set_len(want.file)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(path, e))?;
+        have.file = want.file;
+    }
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
 }
 
 impl FixedShard {
@@ -318,7 +377,13 @@ impl FixedShard {
             tombs_durable: Vec::new(),
             dirty: false,
             scratch: Vec::with_capacity(slot_size),
+            growth: Arc::new(parking_lot::Mutex::new(lengths_of(
+                nslots,
+                slot_size,
+                enc.is_some(),
+            ))),
             enc,
+            steps_in_write: 0,
         }
     }
 
@@ -732,37 +797,59 @@ impl FixedShard {
     }
 
     /// Extends the file by a step (a quarter of its size, at least GROW_MIN_SLOTS slots) and
-    /// makes the new length durable before any slot in it is used.
+    /// makes the new length durable before any slot in it is used. This runs under the shard
+    /// lock, so a writer waits for its fsync; the maintenance thread's `grow_ahead` normally
+    /// takes each step before the file is full, and then this is not reached.
     fn grow(&mut self) -> Result<()> {
+        let plan = self.grow_plan();
+        plan.extend()?;
+        self.publish(plan.nslots);
+        self.steps_in_write += 1;
+        Ok(())
+    }
+
+    /// The next growth step and what extending the files needs.
+    fn grow_plan(&self) -> GrowPlan {
         let n = next_growth(self.nslots);
-        let len = match &self.enc {
-            None => self.offset_of(n),
-            Some(_) => logical_pages(n, self.slot_size) * (COPIES * PAGE) as u64,
-        };
-        self.file
-            .set_len(len)
-            .map_err(|e| Error::io(&self.path, e))?;
+        GrowPlan {
+            nslots: n,
+            want: lengths_of(n, self.slot_size, self.enc.is_some()),
+            growth: self.growth.clone(),
+            file: self.file.clone(),
+            path: self.path.clone(),
+            tag: self
+                .enc
+                .as_ref()
+                .map(|e| (e.tag.clone(), e.tag_path.clone())),
+        }
+    }
+
+    /// Makes slots below `n` usable, once the files are durably long enough for them (a step
+    /// already taken is not taken again).
+    fn publish(&mut self, n: u64) {
+        if n <= self.nslots {
+            return;
+        }
+        debug_assert!({
+            let (have, want) = (
+                *self.growth.lock(),
+                lengths_of(n, self.slot_size, self.enc.is_some()),
+            );
+            have.file >= want.file && have.tag >= want.tag
+        });
         if let Some(enc) = &mut self.enc {
             let pages = logical_pages(n, self.slot_size);
-            enc.tag
-                .set_len(TAG_HEADER as u64 + pages * (COPIES * ENTRY) as u64)
-                .and_then(|()| enc.tag.sync_all())
-                .map_err(|e| Error::io(&enc.tag_path, e))?;
             enc.copies
                 .resize(pages as usize, [CopyState::default(); COPIES]);
         }
-        // The size is metadata: fsync it now (rare: once per step), and the directory with
-        // it, or a crash could cut off slots whose writes were acknowledged (hazard 3). This
-        // runs under the shard lock: a growth step is the one fsync a writer waits for.
-        self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(dir, e))?;
-        }
         self.nslots = n;
         self.bitmap.resize((n as usize).div_ceil(64), 0);
-        Ok(())
+    }
+
+    /// Whether the file is full enough that the next step should be taken ahead of need:
+    /// three quarters of its slots used. A file with no slots yet grows on its first write.
+    fn wants_growth(&self) -> bool {
+        self.nslots > 0 && self.used * 4 >= self.nslots * 3
     }
 
     /// Writes a slot (value or tombstone) into a free slot; returns its number and the
@@ -1208,6 +1295,54 @@ pub(crate) fn after_sync(inner: &Inner, durable: u64) {
     }
 }
 
+/// Takes the next growth step of every slot file that is three quarters full, extending and
+/// fsyncing the files without holding the slot file's lock (so no writer waits for that
+/// fsync), then makes the new slots usable under the lock. Called by the maintenance thread.
+pub(crate) fn grow_ahead(inner: &Inner) -> Result<()> {
+    for t in inner.consts.iter().flatten() {
+        for shard in t.fixed().iter().flatten() {
+            grow_one_ahead(shard)?;
+        }
+    }
+    Ok(())
+}
+
+/// `grow_ahead` of one slot file.
+fn grow_one_ahead(shard: &parking_lot::Mutex<FixedShard>) -> Result<()> {
+    let plan = {
+        let f = shard.lock();
+        if !f.wants_growth() {
+            return Ok(());
+        }
+        f.grow_plan()
+    };
+    plan.extend()?;
+    shard.lock().publish(plan.nslots);
+    Ok(())
+}
+
+impl GrowPlan {
+    fn extend(&self) -> Result<()> {
+        let tag = self.tag.as_ref().map(|(f, p)| (&**f, p.as_path()));
+        extend_durably(&self.growth, &self.file, &self.path, tag, self.want)
+    }
+}
+
+/// The lengths of a slot file of `nslots` slots (and of its tag file, when encrypted).
+fn lengths_of(nslots: u64, slot_size: usize, encrypted: bool) -> Lengths {
+    if !encrypted {
+        return Lengths {
+            file: SLOT_FILE_HEADER as u64 + nslots * slot_size as u64,
+            tag: 0,
+        };
+    }
+    let pages = logical_pages(nslots, slot_size);
+    Lengths {
+        file: pages * (COPIES * PAGE) as u64,
+        tag: TAG_HEADER as u64 + pages * (COPIES * ENTRY) as u64,
+    }
+}
+
 /// Runs `f` on every slot file of every FixedStore ConstTree, each under its own lock, in
 /// order; stops at the first error.
 fn each_slot_file(inner: &Inner, mut f: impl FnMut(&mut FixedShard) -> Result<()>) -> Result<()> {
@@ -1490,6 +1625,94 @@ mod enc_tests {
                 s = n;
             }
         }
+    }
+
+    /// The maintenance thread's step ahead of need: once a file is three quarters full it
+    /// grows without the writer, which then writes past the old end without a step of its
+    /// own; the new length is on the growth sequence, so a restart keeps every slot.
+    #[test]
+    fn growth_ahead_of_need_spares_the_writer() {
+        for k in [None, Some(key(9))] {
+            let dir = tempfile::tempdir().unwrap();
+            let (fs, _, _) =
+                FixedShard::open(dir.path(), DB, 0, VSIZE, MAXKEY, k.as_ref(), &quiet()).unwrap();
+            let shard = parking_lot::Mutex::new(fs);
+            let gsn = AtomicU64::new(0);
+            let set = |i: u64| {
+                let key = format!("key{i}");
+                shard
+                    .lock()
+                    .write(&gsn, 0, 0, key.as_bytes(), &val(i, 0))
+                    .unwrap();
+            };
+            set(0); // a file with no slots grows on its first write
+            assert_eq!(shard.lock().usage(), (1, GROW_MIN_SLOTS));
+            grow_one_ahead(&shard).unwrap();
+            assert_eq!(
+                shard.lock().usage().1,
+                GROW_MIN_SLOTS,
+                "grew while mostly empty"
+            );
+            let mut i = 1;
+            while !shard.lock().wants_growth() && i < GROW_MIN_SLOTS {
+                set(i);
+                i += 1;
+            }
+            assert_eq!(i, GROW_MIN_SLOTS * 3 / 4);
+            grow_one_ahead(&shard).unwrap();
+            let n = next_growth(GROW_MIN_SLOTS);
+            assert_eq!(shard.lock().usage(), (i, n));
+            while i < GROW_MIN_SLOTS + 10 {
+                set(i);
+                i += 1;
+            }
+            let mut fs = shard.into_inner();
+            let mut taken = Vec::new();
+            fs.take_dirty(&mut taken).unwrap(); // an encrypted file writes its pages back
+            assert_eq!(fs.usage(), (i, n));
+            assert_eq!(fs.steps_in_write, 1, "a writer waited for a growth step");
+            let want = lengths_of(n, SS as usize, k.is_some());
+            assert_eq!(
+                std::fs::metadata(data_path(dir.path())).unwrap().len(),
+                want.file
+            );
+            drop(fs);
+            let got = contents(dir.path(), k.as_ref(), &quiet());
+            assert_eq!(got.len() as u64, i);
+            for j in 0..i {
+                assert_eq!(got[format!("key{j}").as_bytes()], val(j, 0));
+            }
+        }
+    }
+
+    /// A step planned ahead of need, overtaken by writers that grew the file twice
+    /// themselves, neither shortens the file nor moves its slot count back.
+    #[test]
+    fn an_overtaken_step_ahead_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut fs, _, _) =
+            FixedShard::open(dir.path(), DB, 0, VSIZE, MAXKEY, None, &quiet()).unwrap();
+        let gsn = AtomicU64::new(0);
+        let mut i = 0;
+        let mut fill = |fs: &mut FixedShard, to: u64| {
+            while fs.usage().0 < to {
+                let key = format!("key{i}");
+                fs.write(&gsn, 0, 0, key.as_bytes(), &val(i, 0)).unwrap();
+                i += 1;
+            }
+        };
+        fill(&mut fs, 200);
+        let stale = fs.grow_plan();
+        let n2 = next_growth(next_growth(GROW_MIN_SLOTS));
+        fill(&mut fs, next_growth(GROW_MIN_SLOTS) + 1);
+        assert_eq!((fs.usage().1, fs.steps_in_write), (n2, 3));
+        stale.extend().unwrap();
+        fs.publish(stale.nslots);
+        assert_eq!(fs.usage().1, n2);
+        assert_eq!(
+            std::fs::metadata(data_path(dir.path())).unwrap().len(),
+            lengths_of(n2, SS as usize, false).file
+        );
     }
 
     #[test]

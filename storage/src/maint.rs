@@ -87,6 +87,9 @@ pub(crate) fn maint_thread(inner: &Inner) {
         for t in inner.consts.iter().flatten() {
             t.sweep_step(inner);
         }
+        if let Err(e) = crate::fixed::grow_ahead(inner) {
+            slog::warn!(inner.logger, "growing a slot file ahead of need failed; writers will grow it"; "error" => %e);
+        }
         if let Err(e) = compact_some(inner, 1, inner.dead_ratio) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
