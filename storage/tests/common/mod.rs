@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod churn;
 pub mod model;
 
 /// Under valgrind (ci/valgrind sets RESPITE_TEST_SCALE=small) tests shrink their loops: the
