@@ -38,8 +38,52 @@ struct Rec {
     inline: Option<Box<[u8]>>,
 }
 
+/// A key as recovery merges it: its database, its bytes, and its xxh3 hash (computed once,
+/// used for the shard, the merge map and the index).
+struct RKey {
+    hash: u64,
+    db: u16,
+    key: Box<[u8]>,
+}
+
+impl PartialEq for RKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash && self.db == o.db && self.key == o.key
+    }
+}
+
+impl Eq for RKey {}
+
+impl std::hash::Hash for RKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The key's xxh3 hash already mixes the key: no second hash of the bytes (a SipHash
+        // of every key was a tenth of start-up). Rotated, because every key of a shard has
+        // the same `hash % shards`, so the low bits the map buckets by would be nearly
+        // constant.
+        state.write_u64(self.hash.rotate_right(17) ^ u64::from(self.db));
+    }
+}
+
+/// Passes on the one u64 an `RKey` writes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("RKey hashes with write_u64 only")
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// The newest record of each (db, key) of one shard.
-type ShardKeys = HashMap<(u16, Box<[u8]>), Rec>;
+type ShardKeys = HashMap<RKey, Rec, std::hash::BuildHasherDefault<PassThrough>>;
 
 /// The merge state: per shard, the newest record of each key; the flush markers.
 struct Merge {
@@ -55,11 +99,20 @@ impl Merge {
     fn new(nshards: usize) -> Merge {
         Merge {
             nshards: nshards as u64,
-            keys: (0..nshards).map(|_| HashMap::new()).collect(),
+            keys: (0..nshards).map(|_| ShardKeys::default()).collect(),
             flush_db: HashMap::new(),
             flush_all: 0,
             max_gsn: 0,
             records: 0,
+        }
+    }
+
+    /// Room for `n` more keys spread over the shards (a hint says how many it holds), so the
+    /// maps do not grow and move every record on the way.
+    fn reserve(&mut self, n: usize) {
+        let per_shard = n.div_ceil(self.keys.len().max(1));
+        for k in &mut self.keys {
+            k.reserve(per_shard);
         }
     }
 
@@ -92,8 +145,14 @@ impl Merge {
             tombstone: h.flags & FLAG_TOMBSTONE != 0,
             inline: value.filter(|v| v.len() <= inline_max).map(Into::into),
         };
-        let shard = (hash_key(key) % self.nshards) as usize;
-        match self.keys[shard].entry((h.db, key.into())) {
+        let hash = hash_key(key);
+        let shard = (hash % self.nshards) as usize;
+        let k = RKey {
+            hash,
+            db: h.db,
+            key: key.into(),
+        };
+        match self.keys[shard].entry(k) {
             std::collections::hash_map::Entry::Occupied(mut o) => {
                 if o.get().gsn < h.gsn {
                     *o.get_mut() = rec;
@@ -211,6 +270,7 @@ fn load_hint(
         slog::warn!(logger, "hint file entry count mismatch; scanning the log instead"; "file" => %path.display());
         return false;
     }
+    m.reserve(entries.len());
     for e in entries {
         let h = Header {
             gsn: e.gsn,
@@ -243,6 +303,117 @@ fn cut(path: &Path, len: u64) -> Result<()> {
         .map_err(|e| Error::io(path, e))?;
     f.set_len(len).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// What building the shards' indexes from the merged records needs.
+struct Build<'a> {
+    flush_all: u64,
+    flush_db: &'a HashMap<u16, u64>,
+    databases: usize,
+    inline_max: usize,
+    opened: &'a BTreeMap<u32, Arc<DataFile>>,
+    dbs: &'a [DbCounters],
+    logger: &'a slog::Logger,
+}
+
+/// Builds every shard's index from its merged records, the shards spread over one thread per
+/// core. Returns the shards in order, and the live bytes per log file.
+fn build_shards(keys: Vec<ShardKeys>, b: &Build<'_>) -> Result<(Vec<Shard>, HashMap<u32, u64>)> {
+    let n = keys.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .clamp(1, n.max(1));
+    let mut work: Vec<Vec<(usize, ShardKeys)>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, k) in keys.into_iter().enumerate() {
+        work[i % workers].push((i, k));
+    }
+    let mut shards: Vec<Option<Shard>> = (0..n).map(|_| None).collect();
+    let mut live: HashMap<u32, u64> = HashMap::new();
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = work
+            .into_iter()
+            .map(|w| {
+                s.spawn(move || {
+                    let mut live = HashMap::new();
+                    let mut built = Vec::with_capacity(w.len());
+                    for (i, keys) in w {
+                        built.push((i, build_shard(keys, b, &mut live)?));
+                    }
+                    Ok::<_, Error>((built, live))
+                })
+            })
+            .collect();
+        for h in handles {
+            let (built, l) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            for (i, shard) in built {
+                shards[i] = Some(shard);
+            }
+            for (f, bytes) in l {
+                *live.entry(f).or_default() += bytes;
+            }
+        }
+        Ok(())
+    })?;
+    let shards = shards
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| unreachable!("every shard is built by one worker")))
+        .collect();
+    Ok((shards, live))
+}
+
+/// One shard's index from its merged records, inserted in the skiplist's own (hash, key)
+/// order: each insert then walks the path the previous one left in the CPU cache, where
+/// random order paid a cache miss per level (most of start-up).
+fn build_shard(keys: ShardKeys, b: &Build<'_>, live: &mut HashMap<u32, u64>) -> Result<Shard> {
+    let mut recs: Vec<(RKey, Rec)> = keys
+        .into_iter()
+        .filter(|(k, rec)| {
+            let flushed_at = b.flush_all.max(b.flush_db.get(&k.db).copied().unwrap_or(0));
+            !rec.tombstone && rec.gsn >= flushed_at
+        })
+        .collect();
+    recs.sort_unstable_by(|(x, _), (y, _)| (x.hash, &x.key).cmp(&(y.hash, &y.key)));
+    let index: Box<[_]> = (0..b.databases).map(|_| Index::new()).collect();
+    let guard = epoch::pin();
+    for (RKey { hash, db, key }, rec) in recs {
+        if db as usize >= b.databases {
+            slog::warn!(b.logger, "record of a database beyond the configured count skipped"; "db" => db);
+            continue;
+        }
+        let mut inline = rec.inline;
+        if rec.value_len as usize > b.inline_max {
+            inline = None;
+        } else if inline.is_none() {
+            let Some(df) = b.opened.get(&rec.file) else {
+                continue;
+            };
+            let v = df.read_plain(
+                rec.offset as u64 + (RECORD_HEADER + key.len()) as u64,
+                rec.value_len as usize,
+            )?;
+            inline = Some(v.into_boxed_slice());
+        }
+        *live.entry(rec.file).or_default() +=
+            (RECORD_HEADER + key.len() + rec.value_len as usize) as u64;
+        let c = &b.dbs[db as usize];
+        c.keys.fetch_add(1, Ordering::Relaxed);
+        if rec.expire_at_ms != 0 {
+            c.expires.fetch_add(1, Ordering::Relaxed);
+        }
+        let e = NewEntry {
+            expire_at_ms: rec.expire_at_ms,
+            file: rec.file,
+            offset: rec.offset,
+            value_len: rec.value_len,
+            inline: inline.as_deref(),
+        };
+        index[db as usize].insert_new(hash, &key, e, &guard);
+    }
+    drop(guard);
+    Ok(Shard {
+        writer: Mutex::new(Writer),
+        index,
+    })
 }
 
 pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
@@ -501,55 +672,18 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     }
 
     let dbs: Box<[DbCounters]> = (0..databases).map(|_| DbCounters::default()).collect();
-    let mut live: HashMap<u32, u64> = HashMap::new();
-    let mut shards = Vec::with_capacity(nshards);
-    for keys in std::mem::take(&mut m.keys) {
-        let index: Box<[_]> = (0..databases).map(|_| Index::new()).collect();
-        let guard = epoch::pin();
-        for ((db, key), rec) in keys {
-            let flushed_at = m.flush_all.max(m.flush_db.get(&db).copied().unwrap_or(0));
-            if rec.tombstone || rec.gsn < flushed_at {
-                continue;
-            }
-            if db as usize >= databases {
-                slog::warn!(logger, "record of a database beyond the configured count skipped"; "db" => db);
-                continue;
-            }
-            let mut inline = rec.inline;
-            if rec.value_len as usize > inline_max {
-                inline = None;
-            } else if inline.is_none() {
-                let Some(df) = opened.get(&rec.file) else {
-                    continue;
-                };
-                let v = df.read_plain(
-                    rec.offset as u64 + (RECORD_HEADER + key.len()) as u64,
-                    rec.value_len as usize,
-                )?;
-                inline = Some(v.into_boxed_slice());
-            }
-            *live.entry(rec.file).or_default() +=
-                (RECORD_HEADER + key.len() + rec.value_len as usize) as u64;
-            let c = &dbs[db as usize];
-            c.keys.fetch_add(1, Ordering::Relaxed);
-            if rec.expire_at_ms != 0 {
-                c.expires.fetch_add(1, Ordering::Relaxed);
-            }
-            let e = NewEntry {
-                expire_at_ms: rec.expire_at_ms,
-                file: rec.file,
-                offset: rec.offset,
-                value_len: rec.value_len,
-                inline: inline.as_deref(),
-            };
-            index[db as usize].insert_new(hash_key(&key), &key, e, &guard);
-        }
-        drop(guard);
-        shards.push(Shard {
-            writer: Mutex::new(Writer),
-            index,
-        });
-    }
+    let (shards, live) = build_shards(
+        std::mem::take(&mut m.keys),
+        &Build {
+            flush_all: m.flush_all,
+            flush_db: &m.flush_db,
+            databases,
+            inline_max,
+            opened: &opened,
+            dbs: &dbs,
+            logger: &logger,
+        },
+    )?;
 
     let files = SkipMap::new();
     for f in opened.values() {
