@@ -44,10 +44,17 @@ impl KeyBytes {
 
 /// A skiplist key: the key's xxh3 hash, the key, and the slot of its current entry. Ordered
 /// by (hash, key bytes); the slot is not part of the order (it changes, the order does not).
+///
+/// `repr(C)` with the hash last: crossbeam lays a node out as key, reference count, tower, so
+/// the hash sits 16 bytes before the tower's first pointers. A skiplist search reads both at
+/// every node it passes (the next pointer, then the hash to compare), and a node is only
+/// 16-byte aligned: with the hash right before the tower they share a cache line in 3 of the 4
+/// alignments, against 2 of 4 with the hash first (`hash_sits_next_to_the_tower`).
+#[repr(C)]
 pub(crate) struct IKey {
-    pub hash: u64,
     key: KeyBytes,
     slot: Slot,
+    pub hash: u64,
 }
 
 impl Hashed for IKey {
@@ -211,7 +218,7 @@ pub(crate) fn make_ikey(hash: u64, key: &[u8], slot: Slot) -> IKey {
     } else {
         KeyBytes::Heap(key.into())
     };
-    IKey { hash, key, slot }
+    IKey { key, slot, hash }
 }
 
 /// What a new index entry says: where the key's record is, and its value if small.
@@ -402,6 +409,16 @@ mod tests {
         assert_eq!(l.bytes(), &long[..]);
         assert!(l < c && a < l);
         assert_eq!(std::mem::size_of::<IKey>(), 40);
+    }
+
+    #[test]
+    fn hash_sits_next_to_the_tower() {
+        // The skiplist node is (key, refs: usize, tower): the hash is the key's last word, so
+        // it and the first tower pointers are at most 24 bytes apart.
+        assert_eq!(
+            std::mem::offset_of!(IKey, hash) + 8,
+            std::mem::size_of::<IKey>()
+        );
     }
 
     #[test]
