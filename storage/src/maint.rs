@@ -66,6 +66,7 @@ struct Sweep {
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
+    lower_priority(inner);
     let mut sweep = Sweep {
         pos: vec![None; inner.nshards * inner.databases],
     };
@@ -91,6 +92,31 @@ pub(crate) fn maint_thread(inner: &Inner) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
     }
+}
+
+/// The nice value of the maintenance thread: the lowest priority there is.
+pub(crate) const MAINT_NICE: i32 = 19;
+
+/// Moves the calling thread (the maintenance thread) to nice `MAINT_NICE`, so compaction,
+/// hint files and the expiry sweep take only CPU the reactors leave: on a busy machine they
+/// slow down instead of the requests. They still progress (the scheduler gives a nice-19
+/// thread a small share, never none) and run at full speed once the load lets up.
+fn lower_priority(inner: &Inner) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions. On Linux the nice value is per thread and
+        // PRIO_PROCESS with a thread id changes that thread only (setpriority(2), NOTES).
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, MAINT_NICE)
+        };
+        if rc != 0 {
+            slog::warn!(inner.logger, "could not lower the maintenance thread's priority";
+                "error" => %std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inner;
 }
 
 /// One bounded step of the expiry sweep: examines up to 64 entries of each (shard, db) that
