@@ -99,3 +99,59 @@ fn a_value_of_a_few_kib_is_cached_whole() {
     assert_eq!(s2.cache_misses, s1.cache_misses);
     e.close().unwrap();
 }
+
+/// Logs larger than the 1 MiB that hint writing and compaction read at a time: the hints
+/// (used at the reopen) and the compacted copies hold every value whole.
+#[test]
+fn logs_larger_than_a_scan_chunk_compact_and_get_hints() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || Config {
+        shards: 2,
+        max_file_bytes: 3 << 20,
+        sync_mode: SyncMode::No,
+        ..Config::default()
+    };
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    let mut kv = Vec::new();
+    for i in 0..1200usize {
+        let key = format!("key{i}").into_bytes();
+        let v = value(i, [100, 4096, 9000, 200_000][i % 4]);
+        e.set(0, &key, &v, SetOptions::default()).unwrap();
+        kv.push((key, v));
+    }
+    // Overwrite a third (their old copies become dead) and delete a few.
+    for (i, (k, v)) in kv.iter_mut().enumerate().step_by(3) {
+        *v = value(i + 1, v.len());
+        e.set(0, k, v, SetOptions::default()).unwrap();
+    }
+    for (k, _) in kv.iter().skip(1).step_by(50) {
+        e.delete(0, k).unwrap();
+    }
+    kv = kv
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 50 != 1)
+        .map(|(_, x)| x)
+        .collect();
+    e.sync_all().unwrap();
+    e.compact_now().unwrap();
+    assert!(e.stats().compactions >= 2);
+    check(&e, &kv, "after compaction");
+    // Closing writes the hints of the sealed logs; the reopen reads them.
+    e.close().unwrap();
+    let hints = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "hint")
+        })
+        .count();
+    assert!(hints >= 2, "{hints} hint files");
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    check(&e, &kv, "after reopen");
+    assert_eq!(e.len(0), kv.len() as u64);
+    e.close().unwrap();
+}
