@@ -12,7 +12,7 @@ use crossbeam_epoch::{self as epoch, Guard};
 use crossbeam_skiplist::SkipMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
-use crate::cache::{BLOCK, BlockCache};
+use crate::cache::{BLOCK, BlockCache, VALUE_MIN};
 use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, SyncSeam};
@@ -345,13 +345,22 @@ impl Inner {
         if len == 0 {
             return Ok(Bytes::new());
         }
-        let first = (off / BLOCK) as u32;
-        let last = ((off + len as u64 - 1) / BLOCK) as u32;
-        if first == last && len < CACHE_BYPASS {
-            let in_block = (off % BLOCK) as usize;
-            if let Some(b) = self.cache.get(file, first, in_block + len) {
+        let whole = (VALUE_MIN..CACHE_BYPASS).contains(&len);
+        if whole {
+            if let Some(v) = self.cache.get_value(file, off) {
+                debug_assert_eq!(v.len(), len);
                 self.cache.count_hit();
-                return Ok(b.slice(in_block..in_block + len));
+                return Ok(v);
+            }
+        } else if len < VALUE_MIN {
+            let first = (off / BLOCK) as u32;
+            let last = ((off + len as u64 - 1) / BLOCK) as u32;
+            if first == last {
+                let in_block = (off % BLOCK) as usize;
+                if let Some(b) = self.cache.get(file, first, in_block + len) {
+                    self.cache.count_hit();
+                    return Ok(b.slice(in_block..in_block + len));
+                }
             }
         }
         let Some(f) = self.files.get(&file).map(|e| e.value().clone()) else {
@@ -372,10 +381,23 @@ impl Inner {
                 return Ok(Bytes::copy_from_slice(b));
             }
         }
-        if len >= CACHE_BYPASS {
+        if len >= VALUE_MIN {
+            // One pread of the value alone (cached whole unless it is large).
+            if off + len as u64 > f.len() {
+                return Err(Error::Corrupt {
+                    file: f.path.clone(),
+                    offset: off,
+                    reason: "value extends past the end of its log file",
+                });
+            }
             let mut v = vec![0u8; len];
             f.read_exact_at(&mut v, off)?;
-            return Ok(Bytes::from(v));
+            let v = Bytes::from(v);
+            if whole {
+                self.cache.count_miss();
+                self.cache.insert_value(file, off, v.clone());
+            }
+            return Ok(v);
         }
         self.read_blocks(&f, off, len, true, |blk| {
             // Never past what was written: the rest of a preallocated log reads as zeros,

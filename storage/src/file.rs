@@ -376,28 +376,42 @@ impl DataFile {
         Ok(out)
     }
 
-    /// The whole plaintext of a log on disk (up to `len()`). Encrypted: page by page; a page
-    /// that fails authentication is logged with the file and page and reads as zeros (the
-    /// record scan then skips it, as it skips a bad record of a plain log).
-    pub(crate) fn read_all_plain(&self, logger: &slog::Logger) -> Result<Vec<u8>> {
-        let len = self.len() as usize;
+    /// `buf.len()` bytes of a log's plaintext at `offset`, from what is on disk (below
+    /// `len()`). Encrypted: page by page; a page that fails authentication is logged with
+    /// the file and page and reads as zeros (the record scan then skips it, as it skips a
+    /// bad record of a plain log).
+    pub(crate) fn read_plain_into(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        logger: &slog::Logger,
+    ) -> Result<()> {
         let Some(c) = &self.enc else {
-            let mut data = vec![0u8; len];
-            self.read_exact_at(&mut data, 0)?;
-            return Ok(data);
+            return self.read_exact_at(buf, offset);
         };
-        let mut data = vec![0u8; len];
-        for (i, chunk) in data.chunks_mut(PAGE).enumerate() {
-            match self.read_page(c, i as u64) {
-                Ok(p) if p.len() >= chunk.len() => chunk.copy_from_slice(&p[..chunk.len()]),
-                Ok(p) => chunk[..p.len()].copy_from_slice(&p),
+        let page_len = PAGE as u64;
+        let end = offset + buf.len() as u64;
+        let mut page = offset / page_len;
+        while page * page_len < end {
+            let start = page * page_len;
+            let (from, to) = (offset.max(start), end.min(start + page_len));
+            let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
+            match self.read_page(c, page) {
+                Ok(p) => {
+                    let src = p.get((from - start) as usize..).unwrap_or_default();
+                    let n = src.len().min(dst.len());
+                    dst[..n].copy_from_slice(&src[..n]);
+                    dst[n..].fill(0);
+                }
                 Err(e) => {
                     slog::error!(logger, "encrypted log page failed authentication; its records are skipped";
-                        "file" => %self.path.display(), "page" => i, "error" => %e);
+                        "file" => %self.path.display(), "page" => page, "error" => %e);
+                    dst.fill(0);
                 }
             }
+            page += 1;
         }
-        Ok(data)
+        Ok(())
     }
 }
 

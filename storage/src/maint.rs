@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
 use crate::index::{NewEntry, find};
-use crate::record::{FLAG_FLUSH, FLAG_TOMBSTONE, LOG_HEADER, RECORD_HEADER};
-use crate::recovery::scan_log;
+use crate::record::{
+    Bad, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER, decode, parse_header,
+};
+use crate::recovery::zero_tail;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -66,6 +68,7 @@ struct Sweep {
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
+    lower_priority(inner);
     let mut sweep = Sweep {
         pos: vec![None; inner.nshards * inner.databases],
     };
@@ -94,6 +97,31 @@ pub(crate) fn maint_thread(inner: &Inner) {
             slog::warn!(inner.logger, "compaction failed"; "error" => %e);
         }
     }
+}
+
+/// The nice value of the maintenance thread: the lowest priority there is.
+pub(crate) const MAINT_NICE: i32 = 19;
+
+/// Moves the calling thread (the maintenance thread) to nice `MAINT_NICE`, so compaction,
+/// hint files and the expiry sweep take only CPU the reactors leave: on a busy machine they
+/// slow down instead of the requests. They still progress (the scheduler gives a nice-19
+/// thread a small share, never none) and run at full speed once the load lets up.
+fn lower_priority(inner: &Inner) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions. On Linux the nice value is per thread and
+        // PRIO_PROCESS with a thread id changes that thread only (setpriority(2), NOTES).
+        let rc = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, MAINT_NICE)
+        };
+        if rc != 0 {
+            slog::warn!(inner.logger, "could not lower the maintenance thread's priority";
+                "error" => %std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inner;
 }
 
 /// One bounded step of the expiry sweep: examines up to 64 entries of each (shard, db) that
@@ -162,9 +190,104 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
     }
 }
 
-/// A sealed log's records (its plaintext, through page decryption when encrypted).
-fn read_file(inner: &Inner, f: &DataFile) -> Result<Vec<u8>> {
-    f.read_all_plain(&inner.logger)
+/// Bytes of a sealed log that hint writing and compaction read at a time.
+pub(crate) const SCAN_CHUNK: usize = 1 << 20;
+
+/// Visits the records of sealed log `f` as `scan_log` does over the whole file (the same
+/// records at the same offsets, bad ones logged and skipped), reading its plaintext `chunk`
+/// bytes at a time into one buffer (more when one record is larger): a log of any size
+/// costs a bounded buffer, not an allocation of its size. `visit` returns false to stop;
+/// the result is whether the scan reached the end of the log.
+pub(crate) fn scan_sealed(
+    inner: &Inner,
+    f: &DataFile,
+    chunk: usize,
+    mut visit: impl FnMut(&Header, u32, &[u8], &[u8]) -> Result<bool>,
+) -> Result<bool> {
+    let end = f.len();
+    let mut buf: Vec<u8> = Vec::new();
+    // The window: `buf` holds the log's bytes from `base` on.
+    let mut base = 0u64;
+    let fill = |buf: &mut Vec<u8>, base: &mut u64, from: u64, want: usize| -> Result<()> {
+        buf.resize((end - from).min(want as u64) as usize, 0);
+        *base = from;
+        f.read_plain_into(from, buf, &inner.logger)
+    };
+    let mut at = LOG_HEADER as u64;
+    // After a bad record: looking for the next offset where a record decodes.
+    let mut resync = false;
+    while at < end {
+        if resync && at + RECORD_HEADER as u64 > end {
+            break;
+        }
+        if at < base || at >= base + buf.len() as u64 {
+            fill(&mut buf, &mut base, at, chunk)?;
+        }
+        let i = (at - base) as usize;
+        let last = base + buf.len() as u64 == end;
+        let decoded = match decode(&buf[i..]) {
+            Err(Bad::Short) if !last => {
+                // Runs past the window: read again from here, enough for the whole record
+                // (one that claims to run past the end of the log is bad, as scan_log finds).
+                let claim = parse_header(&buf[i..]).map_or(RECORD_HEADER, |h| h.record_len());
+                if at + claim as u64 <= end {
+                    fill(&mut buf, &mut base, at, chunk.max(claim))?;
+                    continue;
+                }
+                Err(Bad::Short)
+            }
+            other => other,
+        };
+        match (decoded, resync) {
+            (Ok(h), _) => {
+                resync = false;
+                let kend = i + RECORD_HEADER + h.key_len as usize;
+                let vend = kend + h.value_len as usize;
+                if !visit(
+                    &h,
+                    at as u32,
+                    &buf[i + RECORD_HEADER..kend],
+                    &buf[kend..vend],
+                )? {
+                    return Ok(false);
+                }
+                at += h.record_len() as u64;
+            }
+            (Err(_), true) => at += 1,
+            (Err(bad), false) => {
+                if zeros_from(&mut buf, &mut base, at, end, chunk, &fill)? {
+                    break; // the unwritten rest of a preallocated log
+                }
+                slog::error!(inner.logger, "bad record in sealed log, skipped";
+                    "file" => %f.path.display(), "offset" => at, "reason" => ?bad);
+                resync = true;
+                at += 1;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Whether the log is all zeros from `at` (inside the window) to `end`, reading on
+/// through the window.
+fn zeros_from(
+    buf: &mut Vec<u8>,
+    base: &mut u64,
+    mut at: u64,
+    end: u64,
+    chunk: usize,
+    fill: &impl Fn(&mut Vec<u8>, &mut u64, u64, usize) -> Result<()>,
+) -> Result<bool> {
+    loop {
+        if !zero_tail(&buf[(at - *base) as usize..]) {
+            return Ok(false);
+        }
+        at = *base + buf.len() as u64;
+        if at >= end {
+            return Ok(true);
+        }
+        fill(buf, base, at, chunk)?;
+    }
 }
 
 /// fdatasync of a log's data file and (encrypted) its tag file, through the seam; a failure
@@ -217,9 +340,8 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     // The hint must never describe records that are not durable in the log: sync the log
     // first (through the seam: a failure here is an fsync failure like any other).
     datasync_log(inner, f)?;
-    let data = read_file(inner, f)?;
     let mut hw = HintWriter::new(f.id);
-    scan_log(&data, true, &f.path, &inner.logger, |h, off, k, v| {
+    scan_sealed(inner, f, SCAN_CHUNK, |h, off, k, v| {
         let keep_value =
             h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) == 0 && v.len() <= inner.inline_value_max;
         hw.push(&HintEntry {
@@ -233,7 +355,8 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
             key: k,
             value: keep_value.then_some(v),
         });
-    });
+        Ok(true)
+    })?;
     let bytes = hw.finish();
     let path = hint_path(&inner.dir, f.id);
     let tmp = path.with_extension("hint.tmp");
@@ -360,81 +483,200 @@ fn compact_file(inner: &Inner, f: &Arc<DataFile>) -> Result<bool> {
     {
         return Ok(false);
     }
-    let data = read_file(inner, f)?;
-    let mut recs = Vec::new();
-    scan_log(&data, true, &f.path, &inner.logger, |h, off, _, _| {
-        recs.push((*h, off))
-    });
     // Tombstones and flush markers are dropped only from the oldest log on disk: any older
     // copy of their key lives in an older log (hazard 4). Logs only ever leave that set, so
     // a file that is the oldest now stays the oldest.
     let oldest = inner.log.lock().disk_files.first() == Some(&f.id);
-    for chunk in recs.chunks(256) {
-        if inner.shutdown.load(Ordering::SeqCst) {
-            return Ok(false); // not retired: the copies made so far are harmless duplicates
+    let mut seen = 0usize;
+    let mut guard = epoch::pin();
+    let done = scan_sealed(inner, f, SCAN_CHUNK, |h, off, key, value| {
+        if seen.is_multiple_of(256) {
+            if inner.shutdown.load(Ordering::SeqCst) {
+                return Ok(false); // not retired: the copies made so far are harmless duplicates
+            }
+            inner.check_writable()?;
+            guard = epoch::pin(); // unpinned now and then, so garbage can be collected
         }
-        inner.check_writable()?;
-        let guard = epoch::pin();
-        for (h, off) in chunk {
-            let start = *off as usize;
-            let kend = start + RECORD_HEADER + h.key_len as usize;
-            let key = &data[start + RECORD_HEADER..kend];
-            let value = &data[kend..kend + h.value_len as usize];
-            let hash = crate::engine::hash_key(key);
-            let shard = &inner.shards[inner.shard_of(hash)];
-            let mut w = shard.writer.lock();
-            if h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) != 0 {
-                if !oldest {
-                    w.append(inner, h, key, value)?;
-                }
-                continue;
+        seen += 1;
+        let hash = crate::engine::hash_key(key);
+        let shard = &inner.shards[inner.shard_of(hash)];
+        let mut w = shard.writer.lock();
+        if h.flags & (FLAG_TOMBSTONE | FLAG_FLUSH) != 0 {
+            if !oldest {
+                w.append(inner, h, key, value)?;
             }
-            let db = h.db as usize;
-            if db >= inner.databases {
-                continue;
-            }
-            if let Some(t) = inner.const_tree(db) {
-                // A ConstTree on the Bitcask backend: the same compare-and-swap on the
-                // location its node keeps (the copy keeps its GSN).
-                let (s, loc) = (
-                    inner.shard_of(hash),
-                    crate::const_tree::bitcask_loc(f.id, *off),
-                );
-                if t.loc_of(s, hash, key, &guard) == Some(loc) {
-                    let (nf, noff, _) = w.append(inner, h, key, value)?;
-                    t.set_loc_of(
-                        s,
-                        hash,
-                        key,
-                        crate::const_tree::bitcask_loc(nf, noff),
-                        &guard,
-                    );
-                }
-                continue;
-            }
-            let idx = &shard.index[db];
-            let Some(node) = find(idx, hash, key, &guard) else {
-                continue;
-            };
-            let cur = node.value().load(&guard);
-            // Compare-and-swap under the shard lock: move the value only if the index still
-            // points at this very record.
-            if cur.file != f.id || cur.offset != *off {
-                continue;
-            }
-            let (nf, noff, _) = w.append(inner, h, key, value)?;
-            node.value().replace(
-                NewEntry {
-                    expire_at_ms: cur.expire_at_ms,
-                    file: nf,
-                    offset: noff,
-                    value_len: cur.value_len,
-                    inline: cur.inline(),
-                },
-                &guard,
+            return Ok(true);
+        }
+        let db = h.db as usize;
+        if db >= inner.databases {
+            return Ok(true);
+        }
+        if let Some(t) = inner.const_tree(db) {
+            // A ConstTree on the Bitcask backend: the same compare-and-swap on the
+            // location its node keeps (the copy keeps its GSN).
+            let (s, loc) = (
+                inner.shard_of(hash),
+                crate::const_tree::bitcask_loc(f.id, off),
             );
+            if t.loc_of(s, hash, key, &guard) == Some(loc) {
+                let (nf, noff, _) = w.append(inner, h, key, value)?;
+                t.set_loc_of(
+                    s,
+                    hash,
+                    key,
+                    crate::const_tree::bitcask_loc(nf, noff),
+                    &guard,
+                );
+            }
+            return Ok(true);
         }
+        let idx = &shard.index[db];
+        let Some(node) = find(idx, hash, key, &guard) else {
+            return Ok(true);
+        };
+        let cur = node.value().load(&guard);
+        // Compare-and-swap under the shard lock: move the value only if the index still
+        // points at this very record.
+        if cur.file != f.id || cur.offset != off {
+            return Ok(true);
+        }
+        let (nf, noff, _) = w.append(inner, h, key, value)?;
+        node.value().replace(
+            NewEntry {
+                expire_at_ms: cur.expire_at_ms,
+                file: nf,
+                offset: noff,
+                value_len: cur.value_len,
+                inline: cur.inline(),
+            },
+            &guard,
+        );
+        Ok(true)
+    })?;
+    if !done {
+        return Ok(false);
     }
     f.sealed.store(false, Ordering::Release); // never picked again
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::Engine;
+    use crate::types::SetOptions;
+
+    type Rec = (u64, u32, Vec<u8>, Vec<u8>);
+
+    /// Sealed logs holding records of many sizes, one larger than the small chunks below.
+    fn engine(dir: &std::path::Path, key: Option<crate::MasterKey>) -> Engine {
+        let cfg = Config {
+            shards: 1,
+            sync_mode: SyncMode::No,
+            max_file_bytes: 64 * 1024,
+            encryption_key: key,
+            ..Config::default()
+        };
+        let e = Engine::open(dir, cfg).unwrap();
+        for i in 0..300u32 {
+            let len = [0, 1, 100, 700, 4096, 10_000][i as usize % 6];
+            let v = vec![i as u8; len];
+            e.set(0, format!("key{i}").as_bytes(), &v, SetOptions::default())
+                .unwrap();
+            if i % 7 == 0 {
+                e.delete(0, format!("key{}", i / 2).as_bytes()).unwrap();
+            }
+        }
+        e.sync_all().unwrap();
+        e
+    }
+
+    fn sealed(e: &Engine) -> Vec<Arc<DataFile>> {
+        let mut v: Vec<_> = e
+            .inner
+            .files
+            .iter()
+            .map(|f| f.value().clone())
+            .filter(|f| f.sealed.load(Ordering::Acquire))
+            .collect();
+        v.sort_by_key(|f| f.id);
+        assert!(v.len() >= 3, "only {} sealed logs", v.len());
+        v
+    }
+
+    /// The records `scan_log` finds in the whole plaintext of `f`.
+    fn whole(e: &Engine, f: &DataFile) -> Vec<Rec> {
+        let mut data = vec![0u8; f.len() as usize];
+        f.read_plain_into(0, &mut data, &e.inner.logger).unwrap();
+        let mut out = Vec::new();
+        crate::recovery::scan_log(&data, true, &f.path, &e.inner.logger, |h, off, k, v| {
+            out.push((h.gsn, off, k.to_vec(), v.to_vec()))
+        });
+        out
+    }
+
+    fn chunked(e: &Engine, f: &DataFile, chunk: usize) -> Vec<Rec> {
+        let mut out = Vec::new();
+        let done = scan_sealed(&e.inner, f, chunk, |h, off, k, v| {
+            out.push((h.gsn, off, k.to_vec(), v.to_vec()));
+            Ok(true)
+        })
+        .unwrap();
+        assert!(done);
+        out
+    }
+
+    fn same_records_whatever_the_chunk(e: &Engine) {
+        for f in sealed(e) {
+            let want = whole(e, &f);
+            assert!(want.len() > 3);
+            assert!(f.len() > 10_000 + SCAN_CHUNK.min(4096) as u64);
+            for chunk in [1, 100, 1000, 4096, 10_000, SCAN_CHUNK] {
+                assert!(chunked(e, &f, chunk) == want, "log {} chunk {chunk}", f.id);
+            }
+        }
+    }
+
+    #[test]
+    fn a_chunked_scan_finds_what_a_whole_file_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), None);
+        same_records_whatever_the_chunk(&e);
+        e.close().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), Some(crate::MasterKey::from_bytes([7; 32])));
+        same_records_whatever_the_chunk(&e);
+        e.close().unwrap();
+    }
+
+    /// Bad records in a sealed log are skipped the same way, wherever the chunks end.
+    #[test]
+    fn a_chunked_scan_skips_bad_records_as_a_whole_file_scan_does() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), None);
+        for f in sealed(&e) {
+            let before = whole(&e, &f);
+            // Garble a byte inside the third record, and one inside the first key of a
+            // value larger than 4 KiB.
+            let w = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&f.path)
+                .unwrap();
+            let third = before[2].1 as u64;
+            w.write_at(&[0xff], third + RECORD_HEADER as u64).unwrap();
+            if let Some(big) = before.iter().find(|r| r.3.len() > 4096) {
+                w.write_at(&[0xee], big.1 as u64 + RECORD_HEADER as u64)
+                    .unwrap();
+            }
+            let want = whole(&e, &f);
+            assert!(want.len() < before.len() && want.len() > 1);
+            for chunk in [1, 100, 1000, 4096, 10_000, SCAN_CHUNK] {
+                assert!(chunked(&e, &f, chunk) == want, "log {} chunk {chunk}", f.id);
+            }
+        }
+        e.close().unwrap();
+    }
 }
