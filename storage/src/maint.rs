@@ -450,11 +450,36 @@ fn compact_some(inner: &Inner, max: usize, ratio: f64) -> Result<()> {
         return Ok(());
     }
     // The moved records must be durable before the old copies go: one sync for the batch.
-    inner.sync_round(true)?;
+    await_round(inner)?;
     for f in moved {
         retire(inner, f);
     }
     Ok(())
+}
+
+/// Waits for a group-commit round that covers everything appended so far, run by the sync
+/// thread. This thread runs at nice 19: running the round itself would hold the log lock
+/// and the round lock at the lowest priority, and on a busy machine every `always` reply
+/// would wait for it to be scheduled again. Compaction copies keep their records' old GSNs,
+/// so the wait is for a fresh GSN taken (without a record) under the log lock after them:
+/// a round that publishes it flushed and synced every copy.
+fn await_round(inner: &Inner) -> Result<()> {
+    let target = {
+        let _log = inner.log.lock();
+        inner.gsn.fetch_add(1, Ordering::SeqCst) + 1
+    };
+    loop {
+        if inner.durable.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        inner.check_writable()?;
+        if inner.shutdown.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        inner.request_sync(target);
+        // Compaction is in no hurry: a poll every millisecond, not a wake-up per round.
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
 }
 
 /// Hands a compacted file to the epoch: it is unlinked only after every reader that could
