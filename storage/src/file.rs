@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, Role, TAG_HEADER, tag_path};
 use crate::error::{Error, Result};
@@ -146,6 +147,114 @@ impl SyncSeam {
     #[cfg(test)]
     pub(crate) fn dir_syncs(&self) -> u64 {
         self.dir_syncs.load(Ordering::Relaxed)
+    }
+}
+
+/// One fdatasync of a group-commit round, owning its file so that another thread can run it.
+pub(crate) enum SyncJob {
+    /// A log's data file.
+    Log(Arc<DataFile>),
+    /// An encrypted log's tag file.
+    Tag(Arc<DataFile>),
+    /// A FixedStore slot file.
+    Slots(PathBuf, Arc<File>),
+}
+
+impl SyncJob {
+    fn run(&self, seam: &SyncSeam) -> std::result::Result<(), String> {
+        let (r, path) = match self {
+            SyncJob::Log(f) => (seam.datasync(&f.file), &f.path),
+            SyncJob::Tag(f) => match &f.enc {
+                Some(c) => (seam.datasync(&c.tag), &c.tag_path),
+                None => return Ok(()),
+            },
+            SyncJob::Slots(path, f) => (seam.datasync_slots(f), path),
+        };
+        r.map_err(|e| format!("fsync failed on {}: {e}", path.display()))
+    }
+}
+
+/// A helper thread of `Fsyncers`: takes a job, sends back its result.
+struct Fsyncer {
+    jobs: mpsc::Sender<SyncJob>,
+    done: mpsc::Receiver<std::result::Result<(), String>>,
+}
+
+/// The threads that run a round's fdatasyncs beside the sync thread's own, so that a round
+/// of several files (an encrypted log's data and tag files) waits for about one. They live
+/// as long as the engine: a thread spawned per round cost its creation, its stack's page
+/// faults and its exit every round. Only the sync-round lock's holder uses them.
+pub(crate) struct Fsyncers {
+    seam: Arc<SyncSeam>,
+    helpers: parking_lot::Mutex<Vec<Fsyncer>>,
+}
+
+impl Fsyncers {
+    pub(crate) fn new(seam: Arc<SyncSeam>) -> Fsyncers {
+        Fsyncers {
+            seam,
+            helpers: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spawn(&self) -> io::Result<Fsyncer> {
+        let (jobs, rx) = mpsc::channel::<SyncJob>();
+        let (tx, done) = mpsc::channel();
+        let seam = self.seam.clone();
+        // Ends when the engine drops its `Fsyncers` (the job channel closes).
+        std::thread::Builder::new()
+            .name("respite-fsync".into())
+            .spawn(move || {
+                for job in rx {
+                    if tx.send(job.run(&seam)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Fsyncer { jobs, done })
+    }
+
+    /// Runs every job at once: the first on this thread, the others on helpers (a job no
+    /// helper could take runs here after it). Returns the first failure's message; every
+    /// job has finished by then.
+    pub(crate) fn run_all(&self, jobs: Vec<SyncJob>) -> Option<String> {
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next()?;
+        let mut helpers = self.helpers.lock();
+        let mut here = vec![first];
+        let mut waiting = Vec::new();
+        for (i, job) in jobs.enumerate() {
+            if helpers.len() <= i {
+                match self.spawn() {
+                    Ok(h) => helpers.push(h),
+                    Err(_) => {
+                        here.push(job);
+                        continue;
+                    }
+                }
+            }
+            match helpers[i].jobs.send(job) {
+                Ok(()) => waiting.push(i),
+                Err(mpsc::SendError(job)) => here.push(job),
+            }
+        }
+        let mut failed = None;
+        for job in &here {
+            failed = failed.or(job.run(&self.seam).err());
+        }
+        let mut dead = Vec::new();
+        for i in waiting {
+            let r = helpers[i].done.recv().unwrap_or_else(|_| {
+                dead.push(i);
+                Err("fsync thread panicked".to_string())
+            });
+            failed = failed.or(r.err());
+        }
+        // A helper that died is replaced at the next round.
+        for i in dead.into_iter().rev() {
+            helpers.remove(i);
+        }
+        failed
     }
 }
 
@@ -376,9 +485,10 @@ impl DataFile {
         Ok(out)
     }
 
-    /// The whole plaintext of a log on disk (up to `len()`). Encrypted: page by page; a page
-    /// that fails authentication is logged with the file and page and reads as zeros (the
-    /// record scan then skips it, as it skips a bad record of a plain log).
+    /// The whole plaintext of a log on disk (up to `len()`). Encrypted: both files are read
+    /// at once and the pages decrypted in place; a page that fails authentication (or is
+    /// missing) is logged with the file and page and reads as zeros (the record scan then
+    /// skips it, as it skips a bad record of a plain log).
     pub(crate) fn read_all_plain(&self, logger: &slog::Logger) -> Result<Vec<u8>> {
         let len = self.len() as usize;
         let Some(c) = &self.enc else {
@@ -386,17 +496,27 @@ impl DataFile {
             self.read_exact_at(&mut data, 0)?;
             return Ok(data);
         };
-        let mut data = vec![0u8; len];
-        for (i, chunk) in data.chunks_mut(PAGE).enumerate() {
-            match self.read_page(c, i as u64) {
-                Ok(p) if p.len() >= chunk.len() => chunk.copy_from_slice(&p[..chunk.len()]),
-                Ok(p) => chunk[..p.len()].copy_from_slice(&p),
-                Err(e) => {
+        let pages = len.div_ceil(PAGE);
+        let mut data = vec![0u8; pages * PAGE];
+        let got = self.read_at_most(&mut data, 0)?;
+        let mut entries = vec![0u8; pages * ENTRY];
+        let got_entries = read_at_most(&c.tag, &c.tag_path, &mut entries, entry_off(0))?;
+        for (i, (p, e)) in data.chunks_mut(PAGE).zip(entries.chunks(ENTRY)).enumerate() {
+            let whole = (i + 1) * PAGE <= got && (i + 1) * ENTRY <= got_entries;
+            match c.cipher.open_page(i as u64, Role::Data, p, e) {
+                Ok(info) if whole => p[info.len as usize..].fill(0),
+                _ => {
+                    p.fill(0);
+                    let e = Error::Tampered {
+                        file: self.path.clone(),
+                        page: i as u64,
+                    };
                     slog::error!(logger, "encrypted log page failed authentication; its records are skipped";
                         "file" => %self.path.display(), "page" => i, "error" => %e);
                 }
             }
         }
+        data.truncate(len);
         Ok(data)
     }
 }

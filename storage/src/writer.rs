@@ -15,13 +15,19 @@ use std::sync::atomic::Ordering;
 use crate::crypto::{ENTRY, PAGE, Role};
 use crate::engine::Inner;
 use crate::error::{Error, Result};
-use crate::file::{DataFile, entry_off, journal_off};
+use crate::file::{DataFile, LogCrypt, entry_off, journal_off};
 use crate::record::{self, Header};
 use crate::types::Gsn;
 
 /// The active log is preallocated (fallocate) this far ahead of its records, so an fdatasync
 /// rarely has to commit a change of the file's size along with the records.
 pub(crate) const PREALLOC_STEP: u64 = 16 * 1024 * 1024;
+
+/// An encrypted log's tag file is extended with written zeros (entries reading as "never
+/// written") this far ahead of its entries, so that most rounds' fdatasync of the tag file
+/// has only overwritten blocks to flush: no block allocation and no size change, which would
+/// cost an inode write along with them. 64 KiB is the entries of 1638 pages (6.4 MiB of log).
+const TAG_PREALLOC_STEP: u64 = 64 * 1024;
 
 /// A shard's writer lock token. Holding `&mut Writer` means holding the shard's lock, which
 /// serialises the index updates of the shard's keys; the record itself goes to the shared log.
@@ -80,6 +86,9 @@ pub(crate) struct Log {
     pub journaled_end: u64,
     /// Encrypted: scratch space for sealing pages.
     pub scratch: Vec<u8>,
+    /// Encrypted: the active log's tag file holds entries or written zeros up to here (see
+    /// `TAG_PREALLOC_STEP`); nothing was ever written beyond it.
+    pub tag_alloc_end: u64,
 }
 
 impl Log {
@@ -221,9 +230,7 @@ impl Log {
             if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
                 return Err(Self::write_failed(inner, &active.path, e));
             }
-            if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
-                return Err(Self::write_failed(inner, &c.tag_path, e));
-            }
+            self.write_entries(inner, c, first, entries)?;
             self.buf.drain(..full);
             self.buf_start = data_end;
             active.flushed.store(data_end, Ordering::Release);
@@ -252,6 +259,28 @@ impl Log {
         Ok(())
     }
 
+    /// Encrypted: writes the entries of the data pages from `first` on to the tag file, and
+    /// past them, when they reach beyond `tag_alloc_end`, a step of zeros (in the same write).
+    /// The zeros cover only tag bytes never written: pages are written once, in order.
+    fn write_entries(
+        &mut self,
+        inner: &Inner,
+        c: &LogCrypt,
+        first: u64,
+        mut entries: Vec<u8>,
+    ) -> Result<()> {
+        let end = entry_off(first) + entries.len() as u64;
+        if end > self.tag_alloc_end {
+            let to = end + TAG_PREALLOC_STEP;
+            entries.resize((to - entry_off(first)) as usize, 0);
+            self.tag_alloc_end = to;
+        }
+        if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
+            return Err(Self::write_failed(inner, &c.tag_path, e));
+        }
+        Ok(())
+    }
+
     /// Encrypted: seals the active log's last, partly filled page into the data file (its
     /// one data-file write, zero-padded; the entry says how much of it is meaningful).
     fn seal_tail_enc(&mut self, inner: &Inner) -> Result<()> {
@@ -274,9 +303,7 @@ impl Log {
         if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
             return Err(Self::write_failed(inner, &active.path, e));
         }
-        if let Err(e) = c.tag.write_all_at(&e, entry_off(page)) {
-            return Err(Self::write_failed(inner, &c.tag_path, e));
-        }
+        self.write_entries(inner, c, page, e.to_vec())?;
         self.buf_start += len as u64;
         active.flushed.store(self.buf_start, Ordering::Release);
         self.buf.clear();
@@ -321,6 +348,16 @@ impl Log {
                 .map_err(|e| Error::io(&self.active.path, e))?;
             self.alloc_end = len;
         }
+        if let Some(c) = &self.active.enc {
+            // Nor zeros after the tag file's entries (one per page written).
+            let tag_len = entry_off(len / PAGE as u64);
+            if self.tag_alloc_end > tag_len {
+                c.tag
+                    .set_len(tag_len)
+                    .map_err(|e| Error::io(&c.tag_path, e))?;
+                self.tag_alloc_end = tag_len;
+            }
+        }
         Ok(())
     }
 
@@ -363,6 +400,7 @@ impl Log {
             self.buf.extend_from_slice(header);
             self.buf_start = 0;
             self.alloc_end = 0;
+            self.tag_alloc_end = entry_off(0);
         } else {
             self.buf_start = record::LOG_HEADER as u64;
             self.alloc_end = record::LOG_HEADER as u64;
