@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub consts: Box<[Option<crate::const_tree::AnyConst>]>,
     /// The one log writer every shard appends to (lock order: shard lock, then this).
     pub log: Mutex<Log>,
+    /// Signalled when pages the writer sealed without the log lock are back (`Log::sealing`).
+    pub log_idle: parking_lot::Condvar,
     pub dbs: Box<[DbCounters]>,
     /// Every log file on disk, by id. A compacted file leaves this map only after the epoch
     /// says no reader can still hold a location inside it.
@@ -156,6 +158,16 @@ impl Inner {
         }
     }
 
+    /// The log lock, once no pages are being sealed without it (`Log::sealing`): for
+    /// anything that writes the log's pages, seals its tail or rotates it.
+    pub(crate) fn log_quiet(&self) -> MutexGuard<'_, Log> {
+        let mut log = self.log.lock();
+        while log.sealing {
+            self.log_idle.wait(&mut log);
+        }
+        log
+    }
+
     pub(crate) fn call_hooks(&self) {
         for h in self.hooks.read().iter() {
             h();
@@ -190,7 +202,8 @@ impl Inner {
         // is held only for the write to the OS, never across the fdatasync: writes that
         // arrive meanwhile form the next group.
         let (target, files) = {
-            let mut log = self.log.lock();
+            // Pages being sealed by a writer are written before the round flushes the rest.
+            let mut log = self.log_quiet();
             // Encrypted: also the journal copy of the tail page (rounds never overlap).
             log.flush_round(self, fsync)?;
             let target = self.gsn.load(Ordering::SeqCst);
@@ -1354,7 +1367,7 @@ impl Engine {
             }
         }
         // Every shard lock is held: no write can slip between the marker and the clearing.
-        let (file, _, gsn) = inner.log.lock().append(inner, &h, b"", b"")?;
+        let (file, _, gsn) = inner.log_quiet().append(inner, &h, b"", b"")?;
         inner.add_dead(file, h.record_len() as u64);
         let mut guard = epoch::pin();
         for si in 0..locks.len() {
@@ -1509,7 +1522,7 @@ impl Engine {
         synced?;
         // The active log ends at its last record once closed (no preallocated zeros).
         {
-            let mut log = self.inner.log.lock();
+            let mut log = self.inner.log_quiet();
             log.trim()?;
             log.active
                 .file

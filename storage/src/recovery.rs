@@ -585,6 +585,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         journaled_end: 0,
         scratch: Vec::new(),
         tag_alloc_end,
+        sealing: false,
     };
     if fresh {
         // A new encrypted log: its header waits in the buffer as page 0's start.
@@ -612,6 +613,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         // ConstTree databases are attached after recovery (`tree::attach_const_trees`).
         consts: Box::new([]),
         log: Mutex::new(log),
+        log_idle: Default::default(),
         dbs,
         files,
         next_file_id: AtomicU32::new(next_id),

@@ -35,6 +35,8 @@ pub(crate) struct Writer;
 
 impl Writer {
     /// Appends a record to the shared log under the shard's lock; see `Log::append`.
+    /// Encrypted, a full buffer's pages are sealed and written after the log lock is
+    /// released (see `Log::take_pages`), so other writers go on appending meanwhile.
     #[inline]
     pub(crate) fn append(
         &mut self,
@@ -43,7 +45,68 @@ impl Writer {
         key: &[u8],
         value: &[u8],
     ) -> Result<(u32, u32, Gsn)> {
-        inner.log.lock().append(inner, h, key, value)
+        let mut log = inner.log.lock();
+        if log.active.enc.is_none() {
+            return log.append(inner, h, key, value);
+        }
+        // Rotating seals the active log's pages, so it waits for pages in flight.
+        while log.sealing && log.must_rotate(inner) {
+            inner.log_idle.wait(&mut log);
+        }
+        let at = log.push(inner, h, key, value)?;
+        if log.sealing || log.buf.len() < inner.write_buffer_bytes {
+            return Ok(at);
+        }
+        let mut pages = log.take_pages(inner)?;
+        drop(log);
+        let written = pages.write(inner);
+        inner.log.lock().put_pages(pages, written.is_ok());
+        inner.log_idle.notify_all();
+        written.map(|()| at)
+    }
+}
+
+/// Full pages of the encrypted active log taken out of the buffer to be sealed and written
+/// without the log lock (`Log::take_pages`).
+pub(crate) struct Pages {
+    file: Arc<DataFile>,
+    /// Page number of the first page.
+    first: u64,
+    /// Their plaintext (whole pages), sealed in place by `write`.
+    bytes: Vec<u8>,
+    /// Zeros to write after their entries (see `TAG_PREALLOC_STEP`), in bytes.
+    tag_zeros: usize,
+}
+
+impl Pages {
+    /// Seals the pages and writes them and their entries (no lock held: the pages are the
+    /// taker's alone, and their places in both files were reserved by `take_pages`).
+    fn write(&mut self, inner: &Inner) -> Result<()> {
+        let Some(c) = &self.file.enc else {
+            return Ok(());
+        };
+        let mut entries = Vec::with_capacity(self.bytes.len() / PAGE * ENTRY + self.tag_zeros);
+        for (i, p) in self.bytes.chunks_mut(PAGE).enumerate() {
+            entries.extend_from_slice(&c.cipher.seal(
+                self.first + i as u64,
+                0,
+                PAGE as u32,
+                Role::Data,
+                p,
+            )?);
+        }
+        entries.resize(entries.len() + self.tag_zeros, 0);
+        if let Err(e) = self
+            .file
+            .file
+            .write_all_at(&self.bytes, self.first * PAGE as u64)
+        {
+            return Err(Log::write_failed(inner, &self.file.path, e));
+        }
+        if let Err(e) = c.tag.write_all_at(&entries, entry_off(self.first)) {
+            return Err(Log::write_failed(inner, &c.tag_path, e));
+        }
+        Ok(())
     }
 }
 
@@ -89,6 +152,11 @@ pub(crate) struct Log {
     /// Encrypted: the active log's tag file holds entries or written zeros up to here (see
     /// `TAG_PREALLOC_STEP`); nothing was ever written beyond it.
     pub tag_alloc_end: u64,
+    /// Encrypted: the buffer's first pages are being sealed and written without the log
+    /// lock (`take_pages`). Until `put_pages` they stay in the buffer (readers find them
+    /// there), and nothing else may write pages: flushes, rounds and rotations wait for
+    /// `Inner::log_idle` (`Inner::log_quiet`).
+    pub sealing: bool,
 }
 
 impl Log {
@@ -123,6 +191,78 @@ impl Log {
             self.flush(inner)?;
         }
         Ok(at)
+    }
+
+    /// Whether the next append rotates the active log.
+    fn must_rotate(&self, inner: &Inner) -> bool {
+        let end = self.buf_start + self.buf.len() as u64;
+        end >= inner.max_file_bytes && end > record::LOG_HEADER as u64
+    }
+
+    /// Appends a record to the buffer (rotating first if the log is full), without writing
+    /// the buffer out; as `append`.
+    fn push(
+        &mut self,
+        inner: &Inner,
+        h: &Header,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(u32, u32, Gsn)> {
+        if self.must_rotate(inner) {
+            debug_assert!(!self.sealing);
+            self.rotate(inner)?;
+        }
+        let mut h = *h;
+        if h.gsn == 0 {
+            h.gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
+        }
+        let offset = self.buf_start + self.buf.len() as u64;
+        record::encode(&mut self.buf, &h, key, value);
+        Ok((self.active.id, offset as u32, h.gsn))
+    }
+
+    /// Encrypted: takes the buffer's full pages to be sealed and written by the caller
+    /// without the log lock (`Pages::write`), then handed back with `put_pages`. Reserves
+    /// their places: data file preallocation and tag file zeros are decided here.
+    fn take_pages(&mut self, inner: &Inner) -> Result<Pages> {
+        inner.check_writable()?;
+        debug_assert!(!self.sealing);
+        debug_assert_eq!(self.buf_start % PAGE as u64, 0);
+        let full = self.buf.len() / PAGE * PAGE;
+        let first = self.buf_start / PAGE as u64;
+        let data_end = self.buf_start + full as u64;
+        if data_end > self.alloc_end {
+            self.preallocate(inner, data_end);
+        }
+        let entries_end = entry_off(first) + (full / PAGE * ENTRY) as u64;
+        let mut tag_zeros = 0;
+        if entries_end > self.tag_alloc_end {
+            tag_zeros = TAG_PREALLOC_STEP as usize;
+            self.tag_alloc_end = entries_end + TAG_PREALLOC_STEP;
+        }
+        self.sealing = true;
+        Ok(Pages {
+            file: self.active.clone(),
+            first,
+            bytes: self.buf[..full].to_vec(),
+            tag_zeros,
+        })
+    }
+
+    /// Encrypted: pages taken by `take_pages` are back; if they were `written`, they leave
+    /// the buffer (readers find them in the file from now on). If not, writes are refused
+    /// already (the file's tail is unknown) and they stay in the buffer for readers.
+    fn put_pages(&mut self, pages: Pages, written: bool) {
+        self.sealing = false;
+        if !written {
+            return;
+        }
+        debug_assert_eq!(pages.first * PAGE as u64, self.buf_start);
+        let n = pages.bytes.len();
+        self.buf.drain(..n);
+        self.buf_start += n as u64;
+        pages.file.flushed.store(self.buf_start, Ordering::Release);
+        self.mark_unsynced(&pages.file, true, true);
     }
 
     /// Writes the buffer to the OS (no fdatasync). A failed write refuses further writes the
@@ -185,7 +325,7 @@ impl Log {
     }
 
     /// A failed write to the OS: writes are refused from now on (the tail is unknown).
-    fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
+    pub(crate) fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
         let msg = format!("write failed on {}: {e}", path.display());
         inner.fail(msg.clone());
         Error::WritesRefused(msg)
