@@ -173,20 +173,13 @@ impl Log {
         value: &[u8],
     ) -> Result<(u32, u32, Gsn)> {
         let len = h.record_len();
-        let end = self.buf_start + self.buf.len() as u64;
-        if end >= inner.max_file_bytes && end > record::LOG_HEADER as u64 {
+        if self.must_rotate(inner) {
             self.rotate(inner)?;
         }
         if !self.buf.is_empty() && self.buf.len() + len > inner.write_buffer_bytes {
             self.flush(inner)?;
         }
-        let mut h = *h;
-        if h.gsn == 0 {
-            h.gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
-        }
-        let offset = self.buf_start + self.buf.len() as u64;
-        record::encode(&mut self.buf, &h, key, value);
-        let at = (self.active.id, offset as u32, h.gsn);
+        let at = self.encode(inner, h, key, value);
         if self.buf.len() >= inner.write_buffer_bytes {
             self.flush(inner)?;
         }
@@ -212,13 +205,18 @@ impl Log {
             debug_assert!(!self.sealing);
             self.rotate(inner)?;
         }
+        Ok(self.encode(inner, h, key, value))
+    }
+
+    /// Encodes a record at the end of the buffer, giving it the next GSN if it has none.
+    fn encode(&mut self, inner: &Inner, h: &Header, key: &[u8], value: &[u8]) -> (u32, u32, Gsn) {
         let mut h = *h;
         if h.gsn == 0 {
             h.gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
         }
         let offset = self.buf_start + self.buf.len() as u64;
         record::encode(&mut self.buf, &h, key, value);
-        Ok((self.active.id, offset as u32, h.gsn))
+        (self.active.id, offset as u32, h.gsn)
     }
 
     /// Encrypted: takes the buffer's full pages to be sealed and written by the caller
