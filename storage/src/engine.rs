@@ -15,7 +15,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use crate::cache::{BLOCK, BlockCache, VALUE_MIN};
 use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
-use crate::file::{DataFile, SyncSeam};
+use crate::file::{DataFile, Fsyncers, SyncJob, SyncSeam};
 use crate::glob::glob_match;
 use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
@@ -73,13 +73,17 @@ pub(crate) struct Inner {
     pub consts: Box<[Option<crate::const_tree::AnyConst>]>,
     /// The one log writer every shard appends to (lock order: shard lock, then this).
     pub log: Mutex<Log>,
+    /// Signalled when pages the writer sealed without the log lock are back (`Log::sealing`).
+    pub log_idle: parking_lot::Condvar,
     pub dbs: Box<[DbCounters]>,
     /// Every log file on disk, by id. A compacted file leaves this map only after the epoch
     /// says no reader can still hold a location inside it.
     pub files: SkipMap<u32, Arc<DataFile>>,
     pub next_file_id: AtomicU32,
     pub cache: BlockCache,
-    pub seam: SyncSeam,
+    pub seam: Arc<SyncSeam>,
+    /// Helper threads for a round's concurrent fdatasyncs.
+    pub fsyncers: Fsyncers,
 
     pub gsn: AtomicU64,
     pub durable: AtomicU64,
@@ -154,6 +158,16 @@ impl Inner {
         }
     }
 
+    /// The log lock, once no pages are being sealed without it (`Log::sealing`): for
+    /// anything that writes the log's pages, seals its tail or rotates it.
+    pub(crate) fn log_quiet(&self) -> MutexGuard<'_, Log> {
+        let mut log = self.log.lock();
+        while log.sealing {
+            self.log_idle.wait(&mut log);
+        }
+        log
+    }
+
     pub(crate) fn call_hooks(&self) {
         for h in self.hooks.read().iter() {
             h();
@@ -188,7 +202,8 @@ impl Inner {
         // is held only for the write to the OS, never across the fdatasync: writes that
         // arrive meanwhile form the next group.
         let (target, files) = {
-            let mut log = self.log.lock();
+            // Pages being sealed by a writer are written before the round flushes the rest.
+            let mut log = self.log_quiet();
             // Encrypted: also the journal copy of the tail page (rounds never overlap).
             log.flush_round(self, fsync)?;
             let target = self.gsn.load(Ordering::SeqCst);
@@ -224,42 +239,19 @@ impl Inner {
         // encrypted log) its tag file. No order among them is needed (recovery takes any
         // combination), so when there are several their fdatasyncs run at once: an encrypted
         // round of a full page and the journal costs one device flush of waiting, not two.
-        let mut syncs: Vec<(&std::fs::File, &Path, bool)> = slot_files
-            .iter()
-            .map(|(path, f)| (&**f, path.as_path(), true))
+        let mut syncs: Vec<SyncJob> = slot_files
+            .into_iter()
+            .map(|(path, f)| SyncJob::Slots(path, f))
             .collect();
         for u in &files {
-            let f = &u.file;
             if u.data {
-                syncs.push((&f.file, &f.path, false));
+                syncs.push(SyncJob::Log(u.file.clone()));
             }
-            if let Some(c) = f.enc.as_ref().filter(|_| u.tag) {
-                syncs.push((&c.tag, &c.tag_path, false));
+            if u.tag && u.file.enc.is_some() {
+                syncs.push(SyncJob::Tag(u.file.clone()));
             }
         }
-        let sync_one = |&(file, path, slots): &(&std::fs::File, &Path, bool)| {
-            let r = if slots {
-                self.seam.datasync_slots(file)
-            } else {
-                self.seam.datasync(file)
-            };
-            r.map_err(|e| format!("fsync failed on {}: {e}", path.display()))
-        };
-        let failed = match syncs.split_first() {
-            None => None,
-            Some((first, [])) => sync_one(first).err(),
-            Some((first, rest)) => std::thread::scope(|s| {
-                let others: Vec<_> = rest.iter().map(|x| s.spawn(move || sync_one(x))).collect();
-                let mut failed = sync_one(first).err();
-                for h in others {
-                    let r = h
-                        .join()
-                        .unwrap_or_else(|_| Err("fsync thread panicked".to_string()));
-                    failed = failed.or(r.err());
-                }
-                failed
-            }),
-        };
+        let failed = self.fsyncers.run_all(syncs);
         if let Some(msg) = failed {
             // Never retry: the kernel may have dropped the dirty pages, and a second fsync
             // would report success for data that is not on disk (hazard 2).
@@ -1397,7 +1389,7 @@ impl Engine {
             }
         }
         // Every shard lock is held: no write can slip between the marker and the clearing.
-        let (file, _, gsn) = inner.log.lock().append(inner, &h, b"", b"")?;
+        let (file, _, gsn) = inner.log_quiet().append(inner, &h, b"", b"")?;
         inner.add_dead(file, h.record_len() as u64);
         let mut guard = epoch::pin();
         for si in 0..locks.len() {
@@ -1552,12 +1544,15 @@ impl Engine {
         synced?;
         // The active log ends at its last record once closed (no preallocated zeros).
         {
-            let mut log = self.inner.log.lock();
+            let mut log = self.inner.log_quiet();
             log.trim()?;
             log.active
                 .file
                 .sync_all()
                 .map_err(|e| Error::io(&log.active.path, e))?;
+            if let Some(c) = &log.active.enc {
+                c.tag.sync_all().map_err(|e| Error::io(&c.tag_path, e))?;
+            }
         }
         crate::maint::write_pending_hints(&self.inner)?;
         crate::maint::delete_retired(&self.inner)?;

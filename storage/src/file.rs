@@ -5,6 +5,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, Role, TAG_HEADER, tag_path};
 use crate::error::{Error, Result};
@@ -146,6 +147,114 @@ impl SyncSeam {
     #[cfg(test)]
     pub(crate) fn dir_syncs(&self) -> u64 {
         self.dir_syncs.load(Ordering::Relaxed)
+    }
+}
+
+/// One fdatasync of a group-commit round, owning its file so that another thread can run it.
+pub(crate) enum SyncJob {
+    /// A log's data file.
+    Log(Arc<DataFile>),
+    /// An encrypted log's tag file.
+    Tag(Arc<DataFile>),
+    /// A FixedStore slot file.
+    Slots(PathBuf, Arc<File>),
+}
+
+impl SyncJob {
+    fn run(&self, seam: &SyncSeam) -> std::result::Result<(), String> {
+        let (r, path) = match self {
+            SyncJob::Log(f) => (seam.datasync(&f.file), &f.path),
+            SyncJob::Tag(f) => match &f.enc {
+                Some(c) => (seam.datasync(&c.tag), &c.tag_path),
+                None => return Ok(()),
+            },
+            SyncJob::Slots(path, f) => (seam.datasync_slots(f), path),
+        };
+        r.map_err(|e| format!("fsync failed on {}: {e}", path.display()))
+    }
+}
+
+/// A helper thread of `Fsyncers`: takes a job, sends back its result.
+struct Fsyncer {
+    jobs: mpsc::Sender<SyncJob>,
+    done: mpsc::Receiver<std::result::Result<(), String>>,
+}
+
+/// The threads that run a round's fdatasyncs beside the sync thread's own, so that a round
+/// of several files (an encrypted log's data and tag files) waits for about one. They live
+/// as long as the engine: a thread spawned per round cost its creation, its stack's page
+/// faults and its exit every round. Only the sync-round lock's holder uses them.
+pub(crate) struct Fsyncers {
+    seam: Arc<SyncSeam>,
+    helpers: parking_lot::Mutex<Vec<Fsyncer>>,
+}
+
+impl Fsyncers {
+    pub(crate) fn new(seam: Arc<SyncSeam>) -> Fsyncers {
+        Fsyncers {
+            seam,
+            helpers: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spawn(&self) -> io::Result<Fsyncer> {
+        let (jobs, rx) = mpsc::channel::<SyncJob>();
+        let (tx, done) = mpsc::channel();
+        let seam = self.seam.clone();
+        // Ends when the engine drops its `Fsyncers` (the job channel closes).
+        std::thread::Builder::new()
+            .name("respite-fsync".into())
+            .spawn(move || {
+                for job in rx {
+                    if tx.send(job.run(&seam)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Fsyncer { jobs, done })
+    }
+
+    /// Runs every job at once: the first on this thread, the others on helpers (a job no
+    /// helper could take runs here after it). Returns the first failure's message; every
+    /// job has finished by then.
+    pub(crate) fn run_all(&self, jobs: Vec<SyncJob>) -> Option<String> {
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next()?;
+        let mut helpers = self.helpers.lock();
+        let mut here = vec![first];
+        let mut waiting = Vec::new();
+        for (i, job) in jobs.enumerate() {
+            if helpers.len() <= i {
+                match self.spawn() {
+                    Ok(h) => helpers.push(h),
+                    Err(_) => {
+                        here.push(job);
+                        continue;
+                    }
+                }
+            }
+            match helpers[i].jobs.send(job) {
+                Ok(()) => waiting.push(i),
+                Err(mpsc::SendError(job)) => here.push(job),
+            }
+        }
+        let mut failed = None;
+        for job in &here {
+            failed = failed.or(job.run(&self.seam).err());
+        }
+        let mut dead = Vec::new();
+        for i in waiting {
+            let r = helpers[i].done.recv().unwrap_or_else(|_| {
+                dead.push(i);
+                Err("fsync thread panicked".to_string())
+            });
+            failed = failed.or(r.err());
+        }
+        // A helper that died is replaced at the next round.
+        for i in dead.into_iter().rev() {
+            helpers.remove(i);
+        }
+        failed
     }
 }
 
@@ -377,9 +486,10 @@ impl DataFile {
     }
 
     /// `buf.len()` bytes of a log's plaintext at `offset`, from what is on disk (below
-    /// `len()`). Encrypted: page by page; a page that fails authentication is logged with
-    /// the file and page and reads as zeros (the record scan then skips it, as it skips a
-    /// bad record of a plain log).
+    /// `len()`). Encrypted: the pages and entries the range covers are read at once (one
+    /// pread each) and decrypted in place; a page that fails authentication (or is missing)
+    /// is logged with the file and page and reads as zeros (the record scan then skips it,
+    /// as it skips a bad record of a plain log).
     pub(crate) fn read_plain_into(
         &self,
         offset: u64,
@@ -389,28 +499,34 @@ impl DataFile {
         let Some(c) = &self.enc else {
             return self.read_exact_at(buf, offset);
         };
-        let page_len = PAGE as u64;
-        let end = offset + buf.len() as u64;
-        let mut page = offset / page_len;
-        while page * page_len < end {
-            let start = page * page_len;
-            let (from, to) = (offset.max(start), end.min(start + page_len));
-            let dst = &mut buf[(from - offset) as usize..(to - offset) as usize];
-            match self.read_page(c, page) {
-                Ok(p) => {
-                    let src = p.get((from - start) as usize..).unwrap_or_default();
-                    let n = src.len().min(dst.len());
-                    dst[..n].copy_from_slice(&src[..n]);
-                    dst[n..].fill(0);
-                }
-                Err(e) => {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let first = offset / PAGE as u64;
+        let last = (offset + buf.len() as u64 - 1) / PAGE as u64;
+        let pages = (last - first + 1) as usize;
+        let mut data = vec![0u8; pages * PAGE];
+        let got = self.read_at_most(&mut data, first * PAGE as u64)?;
+        let mut entries = vec![0u8; pages * ENTRY];
+        let got_entries = read_at_most(&c.tag, &c.tag_path, &mut entries, entry_off(first))?;
+        for (i, (p, e)) in data.chunks_mut(PAGE).zip(entries.chunks(ENTRY)).enumerate() {
+            let page = first + i as u64;
+            let whole = (i + 1) * PAGE <= got && (i + 1) * ENTRY <= got_entries;
+            match c.cipher.open_page(page, Role::Data, p, e) {
+                Ok(info) if whole => p[info.len as usize..].fill(0),
+                _ => {
+                    p.fill(0);
+                    let e = Error::Tampered {
+                        file: self.path.clone(),
+                        page,
+                    };
                     slog::error!(logger, "encrypted log page failed authentication; its records are skipped";
                         "file" => %self.path.display(), "page" => page, "error" => %e);
-                    dst.fill(0);
                 }
             }
-            page += 1;
         }
+        let from = (offset - first * PAGE as u64) as usize;
+        buf.copy_from_slice(&data[from..from + buf.len()]);
         Ok(())
     }
 }

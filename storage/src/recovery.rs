@@ -19,7 +19,9 @@ use crate::config::{Config, SyncMode};
 use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, PageFault, Role, tag_path};
 use crate::engine::{DbCounters, Inner, Shard, hash_key};
 use crate::error::{Error, Result};
-use crate::file::{DataFile, LogCrypt, SyncSeam, entry_off, hint_path, journal_off, parse_name};
+use crate::file::{
+    DataFile, Fsyncers, LogCrypt, SyncSeam, entry_off, hint_path, journal_off, parse_name,
+};
 use crate::hint;
 use crate::index::{Index, NewEntry};
 use crate::record::{
@@ -712,6 +714,10 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
     let max_gsn = m.max_gsn;
     let write_buffer_bytes = cfg.write_buffer_bytes.max(4096);
     let fresh = active.enc.is_some() && active_tail.is_none();
+    // A reopened encrypted log's tag file was cut after the entries of its whole pages
+    // (`fix_active_tail`); a fresh one's is set by `start_buffer`.
+    let tag_alloc_end = entry_off(active.len() / PAGE as u64);
+    let seam = Arc::new(SyncSeam::default());
     let mut log = Log {
         buf: Vec::with_capacity(write_buffer_bytes),
         buf_start: active.len(),
@@ -728,6 +734,8 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         jdurable: None,
         journaled_end: 0,
         scratch: Vec::new(),
+        tag_alloc_end,
+        sealing: false,
     };
     if fresh {
         // A new encrypted log: its header waits in the buffer as page 0's start.
@@ -755,11 +763,13 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         // ConstTree databases are attached after recovery (`tree::attach_const_trees`).
         consts: Box::new([]),
         log: Mutex::new(log),
+        log_idle: Default::default(),
         dbs,
         files,
         next_file_id: AtomicU32::new(next_id),
         cache: BlockCache::new(cfg.cache_capacity_bytes),
-        seam: SyncSeam::default(),
+        fsyncers: Fsyncers::new(seam.clone()),
+        seam,
         gsn: AtomicU64::new(max_gsn),
         durable: AtomicU64::new(max_gsn),
         requested: AtomicU64::new(max_gsn),

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use crate::crypto::{ENTRY, PAGE, Role};
 use crate::engine::Inner;
 use crate::error::{Error, Result};
-use crate::file::{DataFile, entry_off, journal_off};
+use crate::file::{DataFile, LogCrypt, entry_off, journal_off};
 use crate::record::{self, Header};
 use crate::types::Gsn;
 
@@ -23,12 +23,20 @@ use crate::types::Gsn;
 /// rarely has to commit a change of the file's size along with the records.
 pub(crate) const PREALLOC_STEP: u64 = 16 * 1024 * 1024;
 
+/// An encrypted log's tag file is extended with written zeros (entries reading as "never
+/// written") this far ahead of its entries, so that most rounds' fdatasync of the tag file
+/// has only overwritten blocks to flush: no block allocation and no size change, which would
+/// cost an inode write along with them. 64 KiB is the entries of 1638 pages (6.4 MiB of log).
+const TAG_PREALLOC_STEP: u64 = 64 * 1024;
+
 /// A shard's writer lock token. Holding `&mut Writer` means holding the shard's lock, which
 /// serialises the index updates of the shard's keys; the record itself goes to the shared log.
 pub(crate) struct Writer;
 
 impl Writer {
     /// Appends a record to the shared log under the shard's lock; see `Log::append`.
+    /// Encrypted, a full buffer's pages are sealed and written after the log lock is
+    /// released (see `Log::take_pages`), so other writers go on appending meanwhile.
     #[inline]
     pub(crate) fn append(
         &mut self,
@@ -37,7 +45,68 @@ impl Writer {
         key: &[u8],
         value: &[u8],
     ) -> Result<(u32, u32, Gsn)> {
-        inner.log.lock().append(inner, h, key, value)
+        let mut log = inner.log.lock();
+        if log.active.enc.is_none() {
+            return log.append(inner, h, key, value);
+        }
+        // Rotating seals the active log's pages, so it waits for pages in flight.
+        while log.sealing && log.must_rotate(inner) {
+            inner.log_idle.wait(&mut log);
+        }
+        let at = log.push(inner, h, key, value)?;
+        if log.sealing || log.buf.len() < inner.write_buffer_bytes {
+            return Ok(at);
+        }
+        let mut pages = log.take_pages(inner)?;
+        drop(log);
+        let written = pages.write(inner);
+        inner.log.lock().put_pages(pages, written.is_ok());
+        inner.log_idle.notify_all();
+        written.map(|()| at)
+    }
+}
+
+/// Full pages of the encrypted active log taken out of the buffer to be sealed and written
+/// without the log lock (`Log::take_pages`).
+pub(crate) struct Pages {
+    file: Arc<DataFile>,
+    /// Page number of the first page.
+    first: u64,
+    /// Their plaintext (whole pages), sealed in place by `write`.
+    bytes: Vec<u8>,
+    /// Zeros to write after their entries (see `TAG_PREALLOC_STEP`), in bytes.
+    tag_zeros: usize,
+}
+
+impl Pages {
+    /// Seals the pages and writes them and their entries (no lock held: the pages are the
+    /// taker's alone, and their places in both files were reserved by `take_pages`).
+    fn write(&mut self, inner: &Inner) -> Result<()> {
+        let Some(c) = &self.file.enc else {
+            return Ok(());
+        };
+        let mut entries = Vec::with_capacity(self.bytes.len() / PAGE * ENTRY + self.tag_zeros);
+        for (i, p) in self.bytes.chunks_mut(PAGE).enumerate() {
+            entries.extend_from_slice(&c.cipher.seal(
+                self.first + i as u64,
+                0,
+                PAGE as u32,
+                Role::Data,
+                p,
+            )?);
+        }
+        entries.resize(entries.len() + self.tag_zeros, 0);
+        if let Err(e) = self
+            .file
+            .file
+            .write_all_at(&self.bytes, self.first * PAGE as u64)
+        {
+            return Err(Log::write_failed(inner, &self.file.path, e));
+        }
+        if let Err(e) = c.tag.write_all_at(&entries, entry_off(self.first)) {
+            return Err(Log::write_failed(inner, &c.tag_path, e));
+        }
+        Ok(())
     }
 }
 
@@ -80,6 +149,14 @@ pub(crate) struct Log {
     pub journaled_end: u64,
     /// Encrypted: scratch space for sealing pages.
     pub scratch: Vec<u8>,
+    /// Encrypted: the active log's tag file holds entries or written zeros up to here (see
+    /// `TAG_PREALLOC_STEP`); nothing was ever written beyond it.
+    pub tag_alloc_end: u64,
+    /// Encrypted: the buffer's first pages are being sealed and written without the log
+    /// lock (`take_pages`). Until `put_pages` they stay in the buffer (readers find them
+    /// there), and nothing else may write pages: flushes, rounds and rotations wait for
+    /// `Inner::log_idle` (`Inner::log_quiet`).
+    pub sealing: bool,
 }
 
 impl Log {
@@ -96,24 +173,94 @@ impl Log {
         value: &[u8],
     ) -> Result<(u32, u32, Gsn)> {
         let len = h.record_len();
-        let end = self.buf_start + self.buf.len() as u64;
-        if end >= inner.max_file_bytes && end > record::LOG_HEADER as u64 {
+        if self.must_rotate(inner) {
             self.rotate(inner)?;
         }
         if !self.buf.is_empty() && self.buf.len() + len > inner.write_buffer_bytes {
             self.flush(inner)?;
         }
+        let at = self.encode(inner, h, key, value);
+        if self.buf.len() >= inner.write_buffer_bytes {
+            self.flush(inner)?;
+        }
+        Ok(at)
+    }
+
+    /// Whether the next append rotates the active log.
+    fn must_rotate(&self, inner: &Inner) -> bool {
+        let end = self.buf_start + self.buf.len() as u64;
+        end >= inner.max_file_bytes && end > record::LOG_HEADER as u64
+    }
+
+    /// Appends a record to the buffer (rotating first if the log is full), without writing
+    /// the buffer out; as `append`.
+    fn push(
+        &mut self,
+        inner: &Inner,
+        h: &Header,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(u32, u32, Gsn)> {
+        if self.must_rotate(inner) {
+            debug_assert!(!self.sealing);
+            self.rotate(inner)?;
+        }
+        Ok(self.encode(inner, h, key, value))
+    }
+
+    /// Encodes a record at the end of the buffer, giving it the next GSN if it has none.
+    fn encode(&mut self, inner: &Inner, h: &Header, key: &[u8], value: &[u8]) -> (u32, u32, Gsn) {
         let mut h = *h;
         if h.gsn == 0 {
             h.gsn = inner.gsn.fetch_add(1, Ordering::SeqCst) + 1;
         }
         let offset = self.buf_start + self.buf.len() as u64;
         record::encode(&mut self.buf, &h, key, value);
-        let at = (self.active.id, offset as u32, h.gsn);
-        if self.buf.len() >= inner.write_buffer_bytes {
-            self.flush(inner)?;
+        (self.active.id, offset as u32, h.gsn)
+    }
+
+    /// Encrypted: takes the buffer's full pages to be sealed and written by the caller
+    /// without the log lock (`Pages::write`), then handed back with `put_pages`. Reserves
+    /// their places: data file preallocation and tag file zeros are decided here.
+    fn take_pages(&mut self, inner: &Inner) -> Result<Pages> {
+        inner.check_writable()?;
+        debug_assert!(!self.sealing);
+        debug_assert_eq!(self.buf_start % PAGE as u64, 0);
+        let full = self.buf.len() / PAGE * PAGE;
+        let first = self.buf_start / PAGE as u64;
+        let data_end = self.buf_start + full as u64;
+        if data_end > self.alloc_end {
+            self.preallocate(inner, data_end);
         }
-        Ok(at)
+        let entries_end = entry_off(first) + (full / PAGE * ENTRY) as u64;
+        let mut tag_zeros = 0;
+        if entries_end > self.tag_alloc_end {
+            tag_zeros = TAG_PREALLOC_STEP as usize;
+            self.tag_alloc_end = entries_end + TAG_PREALLOC_STEP;
+        }
+        self.sealing = true;
+        Ok(Pages {
+            file: self.active.clone(),
+            first,
+            bytes: self.buf[..full].to_vec(),
+            tag_zeros,
+        })
+    }
+
+    /// Encrypted: pages taken by `take_pages` are back; if they were `written`, they leave
+    /// the buffer (readers find them in the file from now on). If not, writes are refused
+    /// already (the file's tail is unknown) and they stay in the buffer for readers.
+    fn put_pages(&mut self, pages: Pages, written: bool) {
+        self.sealing = false;
+        if !written {
+            return;
+        }
+        debug_assert_eq!(pages.first * PAGE as u64, self.buf_start);
+        let n = pages.bytes.len();
+        self.buf.drain(..n);
+        self.buf_start += n as u64;
+        pages.file.flushed.store(self.buf_start, Ordering::Release);
+        self.mark_unsynced(&pages.file, true, true);
     }
 
     /// Writes the buffer to the OS (no fdatasync). A failed write refuses further writes the
@@ -176,7 +323,7 @@ impl Log {
     }
 
     /// A failed write to the OS: writes are refused from now on (the tail is unknown).
-    fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
+    pub(crate) fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
         let msg = format!("write failed on {}: {e}", path.display());
         inner.fail(msg.clone());
         Error::WritesRefused(msg)
@@ -221,9 +368,7 @@ impl Log {
             if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
                 return Err(Self::write_failed(inner, &active.path, e));
             }
-            if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
-                return Err(Self::write_failed(inner, &c.tag_path, e));
-            }
+            self.write_entries(inner, c, first, entries)?;
             self.buf.drain(..full);
             self.buf_start = data_end;
             active.flushed.store(data_end, Ordering::Release);
@@ -252,6 +397,28 @@ impl Log {
         Ok(())
     }
 
+    /// Encrypted: writes the entries of the data pages from `first` on to the tag file, and
+    /// past them, when they reach beyond `tag_alloc_end`, a step of zeros (in the same write).
+    /// The zeros cover only tag bytes never written: pages are written once, in order.
+    fn write_entries(
+        &mut self,
+        inner: &Inner,
+        c: &LogCrypt,
+        first: u64,
+        mut entries: Vec<u8>,
+    ) -> Result<()> {
+        let end = entry_off(first) + entries.len() as u64;
+        if end > self.tag_alloc_end {
+            let to = end + TAG_PREALLOC_STEP;
+            entries.resize((to - entry_off(first)) as usize, 0);
+            self.tag_alloc_end = to;
+        }
+        if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
+            return Err(Self::write_failed(inner, &c.tag_path, e));
+        }
+        Ok(())
+    }
+
     /// Encrypted: seals the active log's last, partly filled page into the data file (its
     /// one data-file write, zero-padded; the entry says how much of it is meaningful).
     fn seal_tail_enc(&mut self, inner: &Inner) -> Result<()> {
@@ -274,9 +441,7 @@ impl Log {
         if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
             return Err(Self::write_failed(inner, &active.path, e));
         }
-        if let Err(e) = c.tag.write_all_at(&e, entry_off(page)) {
-            return Err(Self::write_failed(inner, &c.tag_path, e));
-        }
+        self.write_entries(inner, c, page, e.to_vec())?;
         self.buf_start += len as u64;
         active.flushed.store(self.buf_start, Ordering::Release);
         self.buf.clear();
@@ -321,6 +486,16 @@ impl Log {
                 .map_err(|e| Error::io(&self.active.path, e))?;
             self.alloc_end = len;
         }
+        if let Some(c) = &self.active.enc {
+            // Nor zeros after the tag file's entries (one per page written).
+            let tag_len = entry_off(len / PAGE as u64);
+            if self.tag_alloc_end > tag_len {
+                c.tag
+                    .set_len(tag_len)
+                    .map_err(|e| Error::io(&c.tag_path, e))?;
+                self.tag_alloc_end = tag_len;
+            }
+        }
         Ok(())
     }
 
@@ -363,6 +538,7 @@ impl Log {
             self.buf.extend_from_slice(header);
             self.buf_start = 0;
             self.alloc_end = 0;
+            self.tag_alloc_end = entry_off(0);
         } else {
             self.buf_start = record::LOG_HEADER as u64;
             self.alloc_end = record::LOG_HEADER as u64;
