@@ -654,11 +654,19 @@ mod tests {
     }
 
     fn same_records_whatever_the_chunk(e: &Engine) {
+        // An encrypted read decrypts every page it touches: the tiny chunks (tens of
+        // thousands of reads, each decrypting a page, for minutes under valgrind) run on
+        // plain logs only; the chunk boundaries are the same code either way.
+        let chunks: &[usize] = if e.inner.log.lock().active.enc.is_some() {
+            &[1000, 4096, 10_000, SCAN_CHUNK]
+        } else {
+            &[1, 100, 1000, 4096, 10_000, SCAN_CHUNK]
+        };
         for f in sealed(e) {
             let want = whole(e, &f);
             assert!(want.len() > 3);
             assert!(f.len() > 10_000 + SCAN_CHUNK.min(4096) as u64);
-            for chunk in [1, 100, 1000, 4096, 10_000, SCAN_CHUNK] {
+            for &chunk in chunks {
                 assert!(chunked(e, &f, chunk) == want, "log {} chunk {chunk}", f.id);
             }
         }
