@@ -847,9 +847,13 @@ impl FixedShard {
     }
 
     /// Whether the file is full enough that the next step should be taken ahead of need:
-    /// three quarters of its slots used. A file with no slots yet grows on its first write.
+    /// three quarters of its slots hold data that stays. Old copies and tombstones waiting
+    /// for a sync round to free them do not count: updates of every key between two rounds
+    /// hold twice the slots for a moment, and reusing those is what the file is for. A file
+    /// with no slots yet grows on its first write.
     fn wants_growth(&self) -> bool {
-        self.nslots > 0 && self.used * 4 >= self.nslots * 3
+        let freeing = (self.pending.len() + self.tombs.len() + self.tombs_durable.len()) as u64;
+        self.nslots > 0 && self.used.saturating_sub(freeing) * 4 >= self.nslots * 3
     }
 
     /// Writes a slot (value or tombstone) into a free slot; returns its number and the
