@@ -340,7 +340,7 @@ impl FixedShard {
         // length is always a step boundary. Anything else means it was cut (a torn copy, a
         // damaged disk): say so, and put the length back so the slot layout goes on.
         let nslots = grown_slots_at_least(body.div_ceil(slot_size as u64));
-        let want = SLOT_FILE_HEADER as u64 + nslots * slot_size as u64;
+        let want = lengths_of(nslots, slot_size, false).file;
         if want != len {
             slog::warn!(logger, "slot file truncated: the slots past the cut were dropped";
                 "file" => %path.display(), "length" => len, "expected" => want,
@@ -492,7 +492,10 @@ impl FixedShard {
         // else was cut (see `slots_for_pages`): say so and put the length back.
         let (nslots, exact) = slots_for_pages(len.div_ceil(copies * page), slot_size);
         let pages = logical_pages(nslots, slot_size);
-        let want = pages * copies * page;
+        let Lengths {
+            file: want,
+            tag: want_tag,
+        } = lengths_of(nslots, slot_size, true);
         if !exact || len != want {
             slog::warn!(logger, "slot file truncated: the slots past the cut were dropped";
                 "file" => %path.display(), "length" => len, "expected" => want);
@@ -500,7 +503,6 @@ impl FixedShard {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io(&path, e))?;
         }
-        let want_tag = TAG_HEADER as u64 + pages * copies * ENTRY as u64;
         if tag_len != want_tag {
             tag.set_len(want_tag)
                 .and_then(|()| tag.sync_all())
@@ -993,13 +995,8 @@ impl FixedShard {
 
     /// Bytes of the file.
     pub(crate) fn file_bytes(&self) -> u64 {
-        match &self.enc {
-            None => self.offset_of(self.nslots),
-            Some(enc) => {
-                let copies = (enc.copies.len() * COPIES) as u64;
-                copies * PAGE as u64 + TAG_HEADER as u64 + copies * ENTRY as u64
-            }
-        }
+        let l = lengths_of(self.nslots, self.slot_size, self.enc.is_some());
+        l.file + l.tag
     }
 }
 
