@@ -232,12 +232,7 @@ impl Log {
         if data_end > self.alloc_end {
             self.preallocate(inner, data_end);
         }
-        let entries_end = entry_off(first) + (full / PAGE * ENTRY) as u64;
-        let mut tag_zeros = 0;
-        if entries_end > self.tag_alloc_end {
-            tag_zeros = TAG_PREALLOC_STEP as usize;
-            self.tag_alloc_end = entries_end + TAG_PREALLOC_STEP;
-        }
+        let tag_zeros = self.tag_zeros_after(entry_off(first) + (full / PAGE * ENTRY) as u64);
         self.sealing = true;
         Ok(Pages {
             file: self.active.clone(),
@@ -346,32 +341,12 @@ impl Log {
         let Some(c) = &active.enc else {
             return Ok(());
         };
-        debug_assert_eq!(self.buf_start % PAGE as u64, 0);
         if full > 0 {
-            let first = self.buf_start / PAGE as u64;
-            let data_end = self.buf_start + full as u64;
-            if data_end > self.alloc_end {
-                self.preallocate(inner, data_end);
-            }
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&self.buf[..full]);
-            let mut entries = Vec::with_capacity(full / PAGE * ENTRY);
-            for (i, p) in self.scratch.chunks_mut(PAGE).enumerate() {
-                entries.extend_from_slice(&c.cipher.seal(
-                    first + i as u64,
-                    0,
-                    PAGE as u32,
-                    Role::Data,
-                    p,
-                )?);
-            }
-            if let Err(e) = active.file.write_all_at(&self.scratch, self.buf_start) {
-                return Err(Self::write_failed(inner, &active.path, e));
-            }
-            self.write_entries(inner, c, first, entries)?;
-            self.buf.drain(..full);
-            self.buf_start = data_end;
-            active.flushed.store(data_end, Ordering::Release);
+            // What a writer does without the lock (`Writer::append`), here under it.
+            let mut pages = self.take_pages(inner)?;
+            let written = pages.write(inner);
+            self.put_pages(pages, written.is_ok());
+            written?;
         }
         if journal {
             // Never the slot of the newest durable copy (a slot's parity is its sequence
@@ -397,9 +372,20 @@ impl Log {
         Ok(())
     }
 
-    /// Encrypted: writes the entries of the data pages from `first` on to the tag file, and
-    /// past them, when they reach beyond `tag_alloc_end`, a step of zeros (in the same write).
-    /// The zeros cover only tag bytes never written: pages are written once, in order.
+    /// Encrypted: how many zeros to write after entries that end at `end` of the tag file: a
+    /// step (`TAG_PREALLOC_STEP`) when they reach beyond `tag_alloc_end`, which then moves
+    /// past it; else none. The zeros cover only tag bytes never written: pages are written
+    /// once, in order.
+    fn tag_zeros_after(&mut self, end: u64) -> usize {
+        if end <= self.tag_alloc_end {
+            return 0;
+        }
+        self.tag_alloc_end = end + TAG_PREALLOC_STEP;
+        TAG_PREALLOC_STEP as usize
+    }
+
+    /// Encrypted: writes the entries of the data pages from `first` on to the tag file, with
+    /// the zeros `tag_zeros_after` asks for behind them (in the same write).
     fn write_entries(
         &mut self,
         inner: &Inner,
@@ -407,12 +393,8 @@ impl Log {
         first: u64,
         mut entries: Vec<u8>,
     ) -> Result<()> {
-        let end = entry_off(first) + entries.len() as u64;
-        if end > self.tag_alloc_end {
-            let to = end + TAG_PREALLOC_STEP;
-            entries.resize((to - entry_off(first)) as usize, 0);
-            self.tag_alloc_end = to;
-        }
+        let zeros = self.tag_zeros_after(entry_off(first) + entries.len() as u64);
+        entries.resize(entries.len() + zeros, 0);
         if let Err(e) = c.tag.write_all_at(&entries, entry_off(first)) {
             return Err(Self::write_failed(inner, &c.tag_path, e));
         }
