@@ -64,7 +64,27 @@ fn rotate_key(args: &[String]) {
     }
 }
 
+/// Keeps glibc's malloc from handing the free top of each thread's heap back to the kernel
+/// and faulting it in again at once. By default a heap is trimmed as soon as 128 KiB at its
+/// top are free, so a reactor that allocates and frees a few MB of 4 KiB values per pipeline
+/// (GET -P 16 -d 4096) spends a quarter of its time in mprotect, page faults and zeroing
+/// fresh pages. 32 MiB per heap may stay mapped; allocations of 4 MiB and more still get
+/// their own mapping, returned as soon as they are freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    // SAFETY: mallopt only sets malloc's parameters (it takes malloc's own lock), and runs
+    // before the server starts any thread.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
 fn main() {
+    tune_malloc();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("-v" | "--version") => {
