@@ -1,5 +1,6 @@
-//! The index: per (shard, database) a lock-free ordered skiplist from key to an immutable
-//! `Entry`, swapped atomically on update (RCU) and retired through crossbeam-epoch.
+//! The index: per (shard, database) a lock-free ordered skiplist from key to its entry (where
+//! the record is, its expiry, a small value inline), kept in the node itself under a SeqLock.
+//! Nodes are reclaimed through crossbeam-epoch.
 //!
 //! Index keys are (hash, key) pairs ordered by hash first: the hash sits in the node itself,
 //! so a walk of the skiplist compares integers. Hash order also makes a SCAN cursor a (shard,
@@ -15,7 +16,7 @@
 
 use std::alloc::Layout;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::base::{self, SkipList};
@@ -236,15 +237,11 @@ pub(crate) struct NewEntry<'a> {
     pub inline: Option<&'a [u8]>,
 }
 
-/// `inline_len` of an entry without an inline value.
-const NO_INLINE: u32 = u32::MAX;
-
-/// A published index entry: a 24-byte header followed, in the same allocation, by the inline
-/// value if there is one (one allocation, one cache miss). Immutable once published; it only
-/// ever exists inside an allocation made by `Slot` (the private field stops anyone else from
-/// building one), which is what makes `inline` sound.
-#[repr(C)]
-pub(crate) struct Entry {
+/// A key's entry as read from its node: where the record is, and the value if it is small
+/// enough to live in the index. A consistent copy (see `Slot::load`); the inline bytes stay
+/// valid while the guard it was loaded under is pinned.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry<'g> {
     /// Absolute UNIX ms, 0 = none.
     pub expire_at_ms: u64,
     /// Log file of the record.
@@ -253,13 +250,10 @@ pub(crate) struct Entry {
     pub offset: u32,
     /// Value length.
     pub value_len: u32,
-    /// Bytes of inline value following the header, or NO_INLINE.
-    inline_len: u32,
+    inline: Option<&'g [u8]>,
 }
 
-const HDR: usize = std::mem::size_of::<Entry>();
-
-impl Entry {
+impl<'g> Entry<'g> {
     #[inline]
     pub(crate) fn live(&self, now_ms: u64) -> bool {
         self.expire_at_ms == 0 || self.expire_at_ms > now_ms
@@ -276,102 +270,154 @@ impl Entry {
 
     /// The inline value, if the value is small enough to live in the index.
     #[inline]
-    pub(crate) fn inline(&self) -> Option<&[u8]> {
-        if self.inline_len == NO_INLINE {
-            return None;
-        }
-        // SAFETY: an Entry is only ever reached through `Slot::load`, which points at an
-        // allocation of HDR + inline_len bytes made by `alloc_entry` with the inline bytes
-        // written right after the header; the allocation outlives `&self` (freed only after
-        // the epoch, or in Slot's Drop).
-        unsafe {
-            Some(std::slice::from_raw_parts(
-                (self as *const Entry as *const u8).add(HDR),
-                self.inline_len as usize,
-            ))
-        }
+    pub(crate) fn inline(&self) -> Option<&'g [u8]> {
+        self.inline
     }
 }
 
-fn entry_layout(inline_len: usize) -> Layout {
-    // Sizes here are at most HDR + inline_value_max, far below isize::MAX.
-    Layout::from_size_align(HDR + inline_len, std::mem::align_of::<Entry>())
-        .unwrap_or_else(|_| unreachable!("entry layout of {inline_len} inline bytes"))
+/// The bytes of an inline value: a length word followed by the bytes, in one allocation.
+#[repr(C)]
+struct Blob {
+    len: usize,
 }
 
-fn alloc_entry(e: NewEntry<'_>) -> usize {
-    let n = e.inline.map_or(0, <[u8]>::len);
-    let layout = entry_layout(n);
-    // SAFETY: the layout's size is at least HDR (24), never zero.
+fn blob_layout(len: usize) -> Layout {
+    // Sizes here are at most 8 + inline_value_max, far below isize::MAX.
+    Layout::from_size_align(
+        std::mem::size_of::<Blob>() + len,
+        std::mem::align_of::<Blob>(),
+    )
+    .unwrap_or_else(|_| unreachable!("blob layout of {len} bytes"))
+}
+
+fn alloc_blob(v: &[u8]) -> usize {
+    let layout = blob_layout(v.len());
+    // SAFETY: the layout's size is at least 8, never zero.
     let p = unsafe { std::alloc::alloc(layout) };
     if p.is_null() {
         std::alloc::handle_alloc_error(layout);
     }
-    let hdr = Entry {
-        expire_at_ms: e.expire_at_ms,
-        file: e.file,
-        offset: e.offset,
-        value_len: e.value_len,
-        inline_len: if e.inline.is_some() {
-            n as u32
-        } else {
-            NO_INLINE
-        },
-    };
-    // SAFETY: `p` is a fresh allocation of HDR + n bytes aligned for Entry: the header fits at
-    // its start and the n inline bytes right after it; `v` cannot overlap a fresh allocation.
+    // SAFETY: `p` is a fresh allocation of 8 + v.len() bytes aligned for Blob: the length
+    // fits at its start and the bytes right after it; `v` cannot overlap a fresh allocation.
     unsafe {
-        (p as *mut Entry).write(hdr);
-        if let Some(v) = e.inline {
-            std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(HDR), n);
-        }
+        (p as *mut Blob).write(Blob { len: v.len() });
+        std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(std::mem::size_of::<Blob>()), v.len());
     }
     p as usize
 }
 
-/// Frees an entry made by `alloc_entry`.
+/// The bytes of a blob made by `alloc_blob`.
 ///
 /// # Safety
-/// `p` came from `alloc_entry`, is freed once, and no reference into it is used afterwards.
-unsafe fn free_entry(p: usize) {
-    // SAFETY: per the contract, `p` points at a live header written by `alloc_entry`.
-    let inline_len = unsafe { (*(p as *const Entry)).inline_len };
-    let n = if inline_len == NO_INLINE {
-        0
-    } else {
-        inline_len as usize
-    };
-    // SAFETY: same pointer and layout as the allocation.
-    unsafe { std::alloc::dealloc(p as *mut u8, entry_layout(n)) };
+/// `p` came from `alloc_blob` and is not freed before `'a` ends.
+unsafe fn blob_bytes<'a>(p: usize) -> &'a [u8] {
+    // SAFETY: per the contract, `p` points at a live blob: its length, then that many bytes.
+    unsafe {
+        let len = (*(p as *const Blob)).len;
+        std::slice::from_raw_parts((p as *const u8).add(std::mem::size_of::<Blob>()), len)
+    }
 }
 
-/// The value of a skiplist node: an atomic pointer to the current `Entry`. Never null.
-pub(crate) struct Slot(AtomicUsize);
+/// Frees a blob made by `alloc_blob`.
+///
+/// # Safety
+/// `p` came from `alloc_blob`, is freed once, and no reference into it is used afterwards.
+unsafe fn free_blob(p: usize) {
+    // SAFETY: per the contract, `p` points at a live blob; same pointer and layout as the
+    // allocation.
+    unsafe {
+        let len = (*(p as *const Blob)).len;
+        std::alloc::dealloc(p as *mut u8, blob_layout(len));
+    }
+}
+
+/// The value of a skiplist node: the key's current entry, kept in the node itself. A read
+/// chases no pointer past the node; an update of a value that is not inline allocates and
+/// retires nothing.
+///
+/// A SeqLock, as in the ConstTree: the one writer (it holds the shard lock) makes `seq` odd,
+/// fences (Release), stores the fields (Relaxed) and makes `seq` even again (Release); a
+/// reader loads `seq` (Acquire), the fields (Relaxed), fences (Acquire) and re-checks `seq`,
+/// retrying until both loads agree on an even value. Every field is an atomic, so a read
+/// racing a write is never undefined behaviour, only retried. An inline value lives in a
+/// blob behind `inline`, swapped by the writer and freed through the epoch, so the bytes a
+/// reader holds stay valid while its guard is pinned.
+pub(crate) struct Slot {
+    seq: AtomicU32,
+    value_len: AtomicU32,
+    file: AtomicU32,
+    offset: AtomicU32,
+    expire_at_ms: AtomicU64,
+    /// A blob from `alloc_blob`, or 0 for no inline value.
+    inline: AtomicUsize,
+}
 
 impl Slot {
     pub(crate) fn new(e: NewEntry<'_>) -> Slot {
-        Slot(AtomicUsize::new(alloc_entry(e)))
+        Slot {
+            seq: AtomicU32::new(0),
+            value_len: AtomicU32::new(e.value_len),
+            file: AtomicU32::new(e.file),
+            offset: AtomicU32::new(e.offset),
+            expire_at_ms: AtomicU64::new(e.expire_at_ms),
+            inline: AtomicUsize::new(e.inline.map_or(0, alloc_blob)),
+        }
     }
 
-    /// The current entry, valid while `guard` is pinned.
+    /// A consistent copy of the current entry; its inline bytes are valid while `guard` is
+    /// pinned.
     #[inline]
-    pub(crate) fn load<'g>(&self, _guard: &'g Guard) -> &'g Entry {
-        let p = self.0.load(Ordering::Acquire);
-        // SAFETY: the pointer is never null and was fully written before its Release
-        // publication (Acquire above pairs with it); an entry is freed only through
-        // `defer_unchecked` after being swapped out (so after every guard pinned before the
-        // swap, including `_guard`, is dropped) or in Drop when no guard can reach the node.
-        unsafe { &*(p as *const Entry) }
+    pub(crate) fn load<'g>(&self, _guard: &'g Guard) -> Entry<'g> {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let expire_at_ms = self.expire_at_ms.load(Ordering::Relaxed);
+                let file = self.file.load(Ordering::Relaxed);
+                let offset = self.offset.load(Ordering::Relaxed);
+                let value_len = self.value_len.load(Ordering::Relaxed);
+                let blob = self.inline.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s1 {
+                    // SAFETY: `seq` was even and unchanged around the loads, so `blob` is the
+                    // pointer of a complete write: made by `alloc_blob` and written before the
+                    // Release store of `seq` that the Acquire load of `s1` (or an earlier one
+                    // of this thread) synchronises with. It was current while this thread
+                    // was pinned by `_guard`, and a replaced blob is freed only through the
+                    // epoch (or in Drop, when no reader can reach the node): it lives for 'g.
+                    let inline = (blob != 0).then(|| unsafe { blob_bytes::<'g>(blob) });
+                    return Entry {
+                        expire_at_ms,
+                        file,
+                        offset,
+                        value_len,
+                        inline,
+                    };
+                }
+            }
+            std::hint::spin_loop();
+        }
     }
 
-    /// Publishes `e` and retires the previous entry through the epoch. Callers hold the shard
-    /// writer lock, so there is never a concurrent `replace` on the same slot.
+    /// Publishes `e` and retires the previous inline value (if any) through the epoch.
+    /// Callers hold the shard writer lock, so there is never a concurrent `replace` on the
+    /// same slot.
     pub(crate) fn replace(&self, e: NewEntry<'_>, guard: &Guard) {
-        let new = alloc_entry(e);
-        let old = self.0.swap(new, Ordering::AcqRel);
-        // SAFETY: `old` is unlinked by the swap; readers that loaded it are pinned, and the
-        // deferred free runs only after they unpin. Nobody else frees it (one writer).
-        unsafe { guard.defer_unchecked(move || free_entry(old)) };
+        let blob = e.inline.map_or(0, alloc_blob);
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.expire_at_ms.store(e.expire_at_ms, Ordering::Relaxed);
+        self.file.store(e.file, Ordering::Relaxed);
+        self.offset.store(e.offset, Ordering::Relaxed);
+        self.value_len.store(e.value_len, Ordering::Relaxed);
+        let old = self.inline.swap(blob, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+        if old != 0 {
+            // SAFETY: `old` is unreachable from the slot after the swap; readers that loaded
+            // it are pinned, and the deferred free runs only after they unpin. Nobody else
+            // frees it (one writer).
+            unsafe { guard.defer_unchecked(move || free_blob(old)) };
+        }
     }
 }
 
@@ -379,8 +425,12 @@ impl Drop for Slot {
     fn drop(&mut self) {
         // SAFETY: a Slot is dropped when its skiplist node is destroyed, which crossbeam does
         // only once no thread can reach the node (after the epoch), or when the skiplist itself
-        // is dropped; either way no reader can still hold the entry, and it is freed once.
-        unsafe { free_entry(*self.0.get_mut()) };
+        // is dropped; either way no reader can still hold its inline value, freed once here.
+        let blob = *self.inline.get_mut();
+        if blob != 0 {
+            // SAFETY: as above; the blob came from `alloc_blob`.
+            unsafe { free_blob(blob) };
+        }
     }
 }
 
@@ -408,7 +458,7 @@ mod tests {
         let l = make_ikey(2, &long, Slot::new(ne(0)));
         assert_eq!(l.bytes(), &long[..]);
         assert!(l < c && a < l);
-        assert_eq!(std::mem::size_of::<IKey>(), 40);
+        assert_eq!(std::mem::size_of::<IKey>(), 64);
     }
 
     #[test]
@@ -484,7 +534,6 @@ mod tests {
 
     #[test]
     fn slot_replace_and_drop() {
-        assert_eq!(std::mem::size_of::<Entry>(), 24);
         let s = Slot::new(NewEntry {
             expire_at_ms: 0,
             file: 1,
@@ -518,5 +567,63 @@ mod tests {
         assert_eq!(s.load(&g).inline(), None);
         assert!(!s.load(&g).live(5));
         assert!(s.load(&g).live(4));
+    }
+
+    /// Readers racing a writer that flips a slot between two entries (different inline values,
+    /// one with none) always see one whole entry, never fields of both.
+    #[test]
+    fn slot_reads_are_never_torn() {
+        let small = std::env::var("RESPITE_TEST_SCALE").as_deref() == Ok("small");
+        let flips: u32 = if small { 2_000 } else { 200_000 };
+        let a = NewEntry {
+            expire_at_ms: 0x1111_1111_1111_1111,
+            file: 0x1111_1111,
+            offset: 0x1111_1111,
+            value_len: 3,
+            inline: Some(b"aaa"),
+        };
+        let b = NewEntry {
+            expire_at_ms: 0x2222_2222_2222_2222,
+            file: 0x2222_2222,
+            offset: 0x2222_2222,
+            value_len: 0x2222_2222,
+            inline: None,
+        };
+        let slot = Slot::new(a);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..2 {
+                sc.spawn(|| {
+                    let mut n = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        let g = crossbeam_epoch::pin();
+                        let e = slot.load(&g);
+                        let want = if e.file == a.file { a } else { b };
+                        assert_eq!(
+                            (e.expire_at_ms, e.file, e.offset, e.value_len, e.inline()),
+                            (
+                                want.expire_at_ms,
+                                want.file,
+                                want.offset,
+                                want.value_len,
+                                want.inline
+                            ),
+                            "a read mixed two entries"
+                        );
+                        n += 1;
+                    }
+                    seen.fetch_add(n, Ordering::Relaxed);
+                });
+            }
+            for i in 0..flips {
+                let g = crossbeam_epoch::pin();
+                slot.replace(if i % 2 == 0 { b } else { a }, &g);
+            }
+            done.store(true, Ordering::Release);
+        });
+        assert!(seen.load(Ordering::Relaxed) > 0);
+        let g = crossbeam_epoch::pin();
+        assert_eq!(slot.load(&g).file, a.file);
     }
 }

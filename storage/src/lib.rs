@@ -5,7 +5,7 @@
 //! - `config`, `types`, `error`: the public vocabulary.
 //! - `glob`: Redis glob matching for SCAN MATCH / KEYS.
 //! - `index`: the lock-free index: an ordered skiplist (scans) with a hash table over its nodes
-//!   (point lookups, `lookup`, shared with the ConstTree), and the RCU entries they point to.
+//!   (point lookups, `lookup`, shared with the ConstTree); each node holds its key's entry.
 //! - `record`, `hint`, `file`, `writer`: the Bitcask backend (formats in docs/format-bitcask.md);
 //!   one active log shared by every shard, so a group-commit round is one fdatasync.
 //! - `const_tree`: ConstTree databases (fixed-size values inline in the index, SeqLock reads),
