@@ -223,10 +223,14 @@ fn read_all(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
-/// Loads a hint file's entries into `m`; false if the hint is missing or bad.
+/// Loads a hint file's entries into `m`; false if the hint is missing or bad. `log_len` is
+/// the length of a plain log (None for an encrypted one, whose tag file vouches for its
+/// pages): a hint that describes records past it means the log was cut after its hint was
+/// written, so the hint is not used and the log is scanned instead.
 fn load_hint(
     dir: &Path,
     id: u32,
+    log_len: Option<u64>,
     m: &mut Merge,
     inline_max: usize,
     key: Option<&MasterKey>,
@@ -271,6 +275,20 @@ fn load_hint(
     if entries.len() != count as usize {
         slog::warn!(logger, "hint file entry count mismatch; scanning the log instead"; "file" => %path.display());
         return false;
+    }
+    if let Some(len) = log_len {
+        let past = entries
+            .iter()
+            .filter(|e| {
+                e.offset as u64 + (RECORD_HEADER + e.key.len()) as u64 + e.value_len as u64 > len
+            })
+            .count();
+        if past > 0 {
+            slog::error!(logger, "log is shorter than its hint says: records past its end are lost; scanning the log instead";
+                "file" => %crate::file::log_path(dir, id).display(), "log_bytes" => len,
+                "records_past_end" => past);
+            return false;
+        }
     }
     m.reserve(entries.len());
     for e in entries {
@@ -586,7 +604,16 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         let mut end = len;
         let mut hinted = false;
         if !tail {
-            hinted = load_hint(&dir, id, &mut m, inline_max, key.as_ref(), &logger);
+            let plain_len = key.is_none().then_some(len);
+            hinted = load_hint(
+                &dir,
+                id,
+                plain_len,
+                &mut m,
+                inline_max,
+                key.as_ref(),
+                &logger,
+            );
         }
         let mut crypt = None;
         if let Some(k) = &key {
