@@ -11,6 +11,8 @@
 //! Durability: `SyncMode::No` (no fdatasync; the FixedStore's pwrites go to the page cache).
 //! Also printed: RSS growth per key while loading each database (from /proc/self/statm).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,63 +21,11 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+use common::{VALUE, key, nkeys, parallel, rss_bytes};
 use respite_storage::{
     BackendKind, Config, Engine, MasterKey, SetCondition, SetOptions, SyncMode, TreeConfig,
 };
-
-fn nkeys() -> u64 {
-    std::env::var("RESPITE_BENCH_KEYS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000)
-}
-
-/// A 16-byte key: prefix byte, "ey:", 12 decimal digits.
-fn key(prefix: u8, i: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[0] = prefix;
-    k[1..4].copy_from_slice(b"ey:");
-    let mut n = i;
-    for d in k[4..].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
-
-const VALUE: [u8; 100] = [0x61; 100];
-
-fn rss_bytes() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
-fn parallel<F: Fn(u64, u64) + Send + Sync + 'static>(
-    iters: u64,
-    threads: u64,
-    op: Arc<F>,
-) -> Duration {
-    let start = Instant::now();
-    let hs: Vec<_> = (0..threads)
-        .map(|t| {
-            let op = op.clone();
-            std::thread::spawn(move || {
-                for i in 0..iters / threads {
-                    op(t, i);
-                }
-            })
-        })
-        .collect();
-    for h in hs {
-        h.join().unwrap();
-    }
-    start.elapsed()
-}
 
 /// Loads the keys of `db`, printing the RSS growth per key. All three databases are loaded
 /// before any benchmark runs, so no load reuses memory another benchmark freed.
