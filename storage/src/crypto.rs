@@ -353,23 +353,49 @@ pub(crate) fn tag_path(data: &Path) -> std::path::PathBuf {
     s.into()
 }
 
-/// Encrypts a whole file written once (a hint file): returns its data bytes (whole pages)
-/// and its tag file's bytes. The last page's entry says how much of it is meaningful.
-pub(crate) fn seal_whole(master: &MasterKey, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let (c, header) = FileCipher::create(master)?;
-    let pages = plain.len().div_ceil(PAGE);
-    let mut data = vec![0u8; pages * PAGE];
-    data[..plain.len()].copy_from_slice(plain);
-    let mut tags = Vec::with_capacity(TAG_HEADER + pages * ENTRY);
-    tags.extend_from_slice(&header);
-    for (i, page) in data.chunks_mut(PAGE).enumerate() {
-        let len = (plain.len() - i * PAGE).min(PAGE) as u32;
-        tags.extend_from_slice(&c.seal(i as u64, 0, len, Role::Data, page)?);
-    }
-    Ok((data, tags))
+/// Encrypts a file written once (a hint file) as its plaintext comes, a piece at a time
+/// (a hint as it is made), so the whole plaintext is never held at once: whole pages, the
+/// tag file beside them, the last page's entry saying how much of it is meaningful. Every
+/// piece but the last must be whole pages.
+pub(crate) struct Sealer {
+    c: FileCipher,
+    /// The tag file: header, then one entry per page sealed so far.
+    tags: Vec<u8>,
+    /// The next page's number.
+    page: u64,
 }
 
-/// Decrypts a file written by `seal_whole`. A wrong key, a missing or damaged page, or a
+impl Sealer {
+    pub(crate) fn new(master: &MasterKey) -> Result<Sealer> {
+        let (c, header) = FileCipher::create(master)?;
+        Ok(Sealer {
+            c,
+            tags: header.to_vec(),
+            page: 0,
+        })
+    }
+
+    /// Seals the next piece of plaintext (whole pages unless it is the last piece) and
+    /// returns its pages, the last one padded with zeros.
+    pub(crate) fn seal(&mut self, mut data: Vec<u8>) -> Result<Vec<u8>> {
+        let plain_len = data.len();
+        data.resize(plain_len.div_ceil(PAGE) * PAGE, 0);
+        for (i, page) in data.chunks_mut(PAGE).enumerate() {
+            let len = (plain_len - i * PAGE).min(PAGE) as u32;
+            let entry = self.c.seal(self.page, 0, len, Role::Data, page)?;
+            self.tags.extend_from_slice(&entry);
+            self.page += 1;
+        }
+        Ok(data)
+    }
+
+    /// The tag file's bytes.
+    pub(crate) fn into_tags(self) -> Vec<u8> {
+        self.tags
+    }
+}
+
+/// Decrypts a file written by a `Sealer`. A wrong key, a missing or damaged page, or a
 /// length that does not add up is an error naming the file (and page).
 pub(crate) fn open_whole(
     master: &MasterKey,
@@ -563,7 +589,15 @@ mod tests {
     fn whole_files() {
         for n in [0usize, 1, PAGE - 1, PAGE, PAGE + 1, 3 * PAGE + 17] {
             let plain: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
-            let (data, tags) = seal_whole(&key(9), &plain).unwrap();
+            // Sealed a page at a time, as a hint is written.
+            let mut sealer = Sealer::new(&key(9)).unwrap();
+            let mut data = Vec::new();
+            let whole = n / PAGE * PAGE;
+            for page in plain[..whole].chunks(PAGE) {
+                data.extend_from_slice(&sealer.seal(page.to_vec()).unwrap());
+            }
+            data.extend_from_slice(&sealer.seal(plain[whole..].to_vec()).unwrap());
+            let tags = sealer.into_tags();
             let back = open_whole(&key(9), data.clone(), &tags, Path::new("h")).unwrap();
             assert_eq!(back, plain, "{n} bytes");
             if !data.is_empty() {

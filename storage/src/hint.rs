@@ -35,6 +35,8 @@ pub(crate) struct HintEntry<'a> {
 pub(crate) struct HintWriter {
     buf: Vec<u8>,
     count: u32,
+    /// CRC of the bytes already handed out by `take`.
+    crc: crc32fast::Hasher,
 }
 
 impl HintWriter {
@@ -43,7 +45,11 @@ impl HintWriter {
         buf.extend_from_slice(&HINT_MAGIC);
         buf.extend_from_slice(&HINT_VERSION.to_le_bytes());
         buf.extend_from_slice(&file_id.to_le_bytes());
-        HintWriter { buf, count: 0 }
+        HintWriter {
+            buf,
+            count: 0,
+            crc: crc32fast::Hasher::new(),
+        }
     }
 
     pub(crate) fn push(&mut self, e: &HintEntry<'_>) {
@@ -64,10 +70,28 @@ impl HintWriter {
         self.count += 1;
     }
 
-    /// The finished file contents.
+    /// Bytes made and not yet handed out.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands out the bytes made so far in whole multiples of `unit` (the rest stays), so a
+    /// hint can be written out as it is made instead of held whole.
+    pub(crate) fn take(&mut self, unit: usize) -> Vec<u8> {
+        let n = self.buf.len() / unit * unit;
+        let mut rest = Vec::with_capacity(self.buf.capacity().max(unit));
+        rest.extend_from_slice(&self.buf[n..]);
+        let mut out = std::mem::replace(&mut self.buf, rest);
+        out.truncate(n);
+        self.crc.update(&out);
+        out
+    }
+
+    /// The rest of the file: what `take` has not handed out, then the trailer.
     pub(crate) fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&self.count.to_le_bytes());
-        let crc = crc32fast::hash(&self.buf);
+        self.crc.update(&self.buf);
+        let crc = self.crc.finalize();
         self.buf.extend_from_slice(&crc.to_le_bytes());
         self.buf
     }
@@ -188,5 +212,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A hint handed out a piece at a time is byte for byte the hint made whole.
+    #[test]
+    fn taken_in_pieces_equals_made_whole() {
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = (0..3000u32)
+            .map(|i| {
+                (
+                    format!("key{i}").into_bytes(),
+                    vec![i as u8; (i % 50) as usize],
+                )
+            })
+            .collect();
+        let make = |w: &mut HintWriter, i: usize| {
+            let (k, v) = &entries[i];
+            w.push(&HintEntry {
+                gsn: i as u64,
+                expire_at_ms: 0,
+                offset: i as u32 * 100,
+                value_len: v.len() as u32,
+                db: 0,
+                flags: 0,
+                vtype: 0,
+                key: k,
+                value: i.is_multiple_of(3).then_some(&v[..]),
+            });
+        };
+        let mut whole = HintWriter::new(3);
+        for i in 0..entries.len() {
+            make(&mut whole, i);
+        }
+        let whole = whole.finish();
+        for unit in [1, 7, 4096] {
+            let mut w = HintWriter::new(3);
+            let mut pieces = Vec::new();
+            for i in 0..entries.len() {
+                make(&mut w, i);
+                if w.pending() >= 3 * unit {
+                    let p = w.take(unit);
+                    assert_eq!(p.len() % unit, 0);
+                    pieces.extend_from_slice(&p);
+                }
+            }
+            pieces.extend_from_slice(&w.finish());
+            assert_eq!(pieces, whole, "pieces of {unit} bytes");
+        }
+        assert!(verify(&whole, 3).is_some());
     }
 }

@@ -336,10 +336,59 @@ pub(crate) fn write_pending_hints(inner: &Inner) -> Result<()> {
     res
 }
 
+/// Bytes of a hint made before they are written out: a hint is written as it is made, so
+/// writing the hint of a full log (some 45 MiB for a million small records) costs this much
+/// memory, not the hint's size (twice that and more when encrypted).
+const HINT_CHUNK: usize = 1 << 20;
+
+/// A hint's `.tmp` file being written as the hint is made: plain bytes as they come, or
+/// (encrypted) pages sealed as they fill, their tags kept for the tag file.
+struct HintOut {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    sealer: Option<crate::crypto::Sealer>,
+}
+
+impl HintOut {
+    fn create(inner: &Inner, path: std::path::PathBuf) -> Result<HintOut> {
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let sealer = match &inner.enc_key {
+            None => None,
+            Some(k) => Some(crate::crypto::Sealer::new(k)?),
+        };
+        Ok(HintOut { file, path, sealer })
+    }
+
+    /// Writes the next piece (whole pages unless it is the last).
+    fn write(&mut self, bytes: Vec<u8>) -> Result<()> {
+        use std::io::Write as _;
+        let bytes = match &mut self.sealer {
+            None => bytes,
+            Some(s) => s.seal(bytes)?,
+        };
+        self.file
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Makes the file durable; returns the tag file's bytes when encrypted.
+    fn finish(self, inner: &Inner) -> Result<Option<Vec<u8>>> {
+        if let Err(e) = inner.seam.datasync(&self.file) {
+            let msg = format!("fsync failed on {}: {e}", self.path.display());
+            inner.fail(msg.clone());
+            return Err(Error::WritesRefused(msg));
+        }
+        Ok(self.sealer.map(crate::crypto::Sealer::into_tags))
+    }
+}
+
 fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     // The hint must never describe records that are not durable in the log: sync the log
     // first (through the seam: a failure here is an fsync failure like any other).
     datasync_log(inner, f)?;
+    let path = hint_path(&inner.dir, f.id);
+    let tmp = path.with_extension("hint.tmp");
+    let mut out = HintOut::create(inner, tmp.clone())?;
     let mut hw = HintWriter::new(f.id);
     scan_sealed(inner, f, SCAN_CHUNK, |h, off, k, v| {
         let keep_value =
@@ -355,25 +404,20 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
             key: k,
             value: keep_value.then_some(v),
         });
+        if hw.pending() >= HINT_CHUNK {
+            // Whole pages, as the sealer of an encrypted hint needs.
+            out.write(hw.take(crate::crypto::PAGE))?;
+        }
         Ok(true)
     })?;
-    let bytes = hw.finish();
-    let path = hint_path(&inner.dir, f.id);
-    let tmp = path.with_extension("hint.tmp");
-    match &inner.enc_key {
-        None => {
-            write_synced(inner, &tmp, &bytes)?;
-        }
-        Some(k) => {
-            // Encrypted: whole pages, the tag file beside them; the tag is renamed into place
-            // first, so a hint in place always has its tag (docs/encryption.md).
-            let (data, tags) = crate::crypto::seal_whole(k, &bytes)?;
-            let tag = crate::crypto::tag_path(&path);
-            let tag_tmp = path.with_extension("hint.tag.tmp");
-            write_synced(inner, &tmp, &data)?;
-            write_synced(inner, &tag_tmp, &tags)?;
-            std::fs::rename(&tag_tmp, &tag).map_err(|e| Error::io(&tag, e))?;
-        }
+    out.write(hw.finish())?;
+    if let Some(tags) = out.finish(inner)? {
+        // Encrypted: the tag is renamed into place first, so a hint in place always has its
+        // tag (docs/encryption.md).
+        let tag = crate::crypto::tag_path(&path);
+        let tag_tmp = path.with_extension("hint.tag.tmp");
+        write_synced(inner, &tag_tmp, &tags)?;
+        std::fs::rename(&tag_tmp, &tag).map_err(|e| Error::io(&tag, e))?;
     }
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     // fsync the directory, or the rename can be lost (hazard 3).
