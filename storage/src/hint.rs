@@ -4,7 +4,7 @@
 //! (entry count, CRC32 over every byte before the CRC). A hint whose CRC fails is ignored and
 //! its log is scanned instead.
 
-use crate::record::{le_u32, le_u64};
+use crate::record::{Header, le_u32, le_u64};
 
 /// Hint file magic.
 pub(crate) const HINT_MAGIC: [u8; 8] = *b"RSPTHNT\0";
@@ -29,6 +29,21 @@ pub(crate) struct HintEntry<'a> {
     pub vtype: u8,
     pub key: &'a [u8],
     pub value: Option<&'a [u8]>,
+}
+
+impl HintEntry<'_> {
+    /// The header of the log record this entry describes.
+    pub(crate) fn header(&self) -> Header {
+        Header {
+            gsn: self.gsn,
+            expire_at_ms: self.expire_at_ms,
+            flags: self.flags,
+            vtype: self.vtype,
+            db: self.db,
+            key_len: self.key.len() as u32,
+            value_len: self.value_len,
+        }
+    }
 }
 
 /// Builds hint file contents.

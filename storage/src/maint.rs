@@ -295,11 +295,18 @@ fn zeros_from(
 fn datasync_log(inner: &Inner, f: &DataFile) -> Result<()> {
     let tag = f.enc.as_ref().map(|c| (&c.tag, &c.tag_path));
     for (file, path) in std::iter::once((&f.file, &f.path)).chain(tag) {
-        if let Err(e) = inner.seam.datasync(file) {
-            let msg = format!("fsync failed on {}: {e}", path.display());
-            inner.fail(msg.clone());
-            return Err(Error::WritesRefused(msg));
-        }
+        datasync(inner, file, path)?;
+    }
+    Ok(())
+}
+
+/// fdatasyncs `file` (through the seam); a failure fails the engine (writes are refused
+/// from then on: hazard 2).
+fn datasync(inner: &Inner, file: &std::fs::File, path: &std::path::Path) -> Result<()> {
+    if let Err(e) = inner.seam.datasync(file) {
+        let msg = format!("fsync failed on {}: {e}", path.display());
+        inner.fail(msg.clone());
+        return Err(Error::WritesRefused(msg));
     }
     Ok(())
 }
@@ -308,12 +315,7 @@ fn datasync_log(inner: &Inner, f: &DataFile) -> Result<()> {
 fn write_synced(inner: &Inner, tmp: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(tmp, bytes).map_err(|e| Error::io(tmp, e))?;
     let t = std::fs::File::open(tmp).map_err(|e| Error::io(tmp, e))?;
-    if let Err(e) = inner.seam.datasync(&t) {
-        let msg = format!("fsync failed on {}: {e}", tmp.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
-    }
-    Ok(())
+    datasync(inner, &t, tmp)
 }
 
 /// Writes the hint files of sealed logs that have none yet.
@@ -373,11 +375,7 @@ impl HintOut {
 
     /// Makes the file durable; returns the tag file's bytes when encrypted.
     fn finish(self, inner: &Inner) -> Result<Option<Vec<u8>>> {
-        if let Err(e) = inner.seam.datasync(&self.file) {
-            let msg = format!("fsync failed on {}: {e}", self.path.display());
-            inner.fail(msg.clone());
-            return Err(Error::WritesRefused(msg));
-        }
+        datasync(inner, &self.file, &self.path)?;
         Ok(self.sealer.map(crate::crypto::Sealer::into_tags))
     }
 }

@@ -279,9 +279,7 @@ fn load_hint(
     if let Some(len) = log_len {
         let past = entries
             .iter()
-            .filter(|e| {
-                e.offset as u64 + (RECORD_HEADER + e.key.len()) as u64 + e.value_len as u64 > len
-            })
+            .filter(|e| e.offset as u64 + e.header().record_len() as u64 > len)
             .count();
         if past > 0 {
             slog::error!(logger, "log is shorter than its hint says: records past its end are lost; scanning the log instead";
@@ -292,16 +290,7 @@ fn load_hint(
     }
     m.reserve(entries.len());
     for e in entries {
-        let h = Header {
-            gsn: e.gsn,
-            expire_at_ms: e.expire_at_ms,
-            flags: e.flags,
-            vtype: e.vtype,
-            db: e.db,
-            key_len: e.key.len() as u32,
-            value_len: e.value_len,
-        };
-        m.add(&h, id, e.offset, e.key, e.value, inline_max);
+        m.add(&e.header(), id, e.offset, e.key, e.value, inline_max);
     }
     true
 }

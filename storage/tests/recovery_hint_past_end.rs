@@ -41,15 +41,19 @@ fn hint_past_the_end_of_a_cut_log_is_not_trusted() {
     );
     std::fs::write(&log, &b[..keep]).unwrap();
 
+    // Opens the folder with its log going into `cap`.
+    let open = |cap: &Capture| {
+        Engine::open(
+            dir.path(),
+            Config {
+                logger: cap.logger(),
+                ..cfg.clone()
+            },
+        )
+        .unwrap()
+    };
     let cap = Capture::default();
-    let e = Engine::open(
-        dir.path(),
-        Config {
-            logger: cap.logger(),
-            ..cfg.clone()
-        },
-    )
-    .unwrap();
+    let e = open(&cap);
     for i in 0..40u32 {
         assert_eq!(
             e.get(0, &key(i)).unwrap().unwrap(),
@@ -71,14 +75,7 @@ fn hint_past_the_end_of_a_cut_log_is_not_trusted() {
     e.close().unwrap();
 
     let cap = Capture::default();
-    let e = Engine::open(
-        dir.path(),
-        Config {
-            logger: cap.logger(),
-            ..cfg
-        },
-    )
-    .unwrap();
+    let e = open(&cap);
     assert_eq!(e.get(0, &key(39)).unwrap().unwrap(), &value(39)[..]);
     let lines = cap.lines();
     assert!(
