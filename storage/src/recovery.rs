@@ -224,13 +224,14 @@ fn read_all(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Loads a hint file's entries into `m`; false if the hint is missing or bad. `log_len` is
-/// the length of a plain log (None for an encrypted one, whose tag file vouches for its
-/// pages): a hint that describes records past it means the log was cut after its hint was
-/// written, so the hint is not used and the log is scanned instead.
+/// the length of the log's data file (an encrypted log's pages sit at their plaintext
+/// offsets, so the same bound holds for it): a hint that describes records past it means
+/// the log was cut after its hint was written, so the hint is not used and the log is
+/// scanned instead.
 fn load_hint(
     dir: &Path,
     id: u32,
-    log_len: Option<u64>,
+    log_len: u64,
     m: &mut Merge,
     inline_max: usize,
     key: Option<&MasterKey>,
@@ -276,17 +277,15 @@ fn load_hint(
         slog::warn!(logger, "hint file entry count mismatch; scanning the log instead"; "file" => %path.display());
         return false;
     }
-    if let Some(len) = log_len {
-        let past = entries
-            .iter()
-            .filter(|e| e.offset as u64 + e.header().record_len() as u64 > len)
-            .count();
-        if past > 0 {
-            slog::error!(logger, "log is shorter than its hint says: records past its end are lost; scanning the log instead";
-                "file" => %crate::file::log_path(dir, id).display(), "log_bytes" => len,
-                "records_past_end" => past);
-            return false;
-        }
+    let past = entries
+        .iter()
+        .filter(|e| e.offset as u64 + e.header().record_len() as u64 > log_len)
+        .count();
+    if past > 0 {
+        slog::error!(logger, "log is shorter than its hint says: records past its end are lost; scanning the log instead";
+            "file" => %crate::file::log_path(dir, id).display(), "log_bytes" => log_len,
+            "records_past_end" => past);
+        return false;
     }
     m.reserve(entries.len());
     for e in entries {
@@ -593,16 +592,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         let mut end = len;
         let mut hinted = false;
         if !tail {
-            let plain_len = key.is_none().then_some(len);
-            hinted = load_hint(
-                &dir,
-                id,
-                plain_len,
-                &mut m,
-                inline_max,
-                key.as_ref(),
-                &logger,
-            );
+            hinted = load_hint(&dir, id, len, &mut m, inline_max, key.as_ref(), &logger);
         }
         let mut crypt = None;
         if let Some(k) = &key {
