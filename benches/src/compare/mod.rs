@@ -262,8 +262,11 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             cell.label(),
                             server.system.name()
                         );
-                        let figures =
+                        let cpu0 = server.cpu_seconds()?;
+                        let mut figures =
                             load::run_redis_benchmark(server.port, cell, options.requests)?;
+                        figures.server_cpu_us_per_op =
+                            (server.cpu_seconds()? - cpu0) * 1e6 / options.requests as f64;
                         results.samples.push(Sample {
                             mode: mode.clone(),
                             system: server.system,
@@ -273,7 +276,11 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             figures,
                         });
                         if memtier {
-                            let figures = load::run_memtier(server.port, cell, options.requests)?;
+                            let cpu0 = server.cpu_seconds()?;
+                            let mut figures =
+                                load::run_memtier(server.port, cell, options.requests)?;
+                            figures.server_cpu_us_per_op =
+                                (server.cpu_seconds()? - cpu0) * 1e6 / options.requests as f64;
                             results.samples.push(Sample {
                                 mode: mode.clone(),
                                 system: server.system,

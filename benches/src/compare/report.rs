@@ -23,6 +23,9 @@ pub struct Row {
     pub ratio: f64,
     pub ratio_min: f64,
     pub ratio_max: f64,
+    /// Median server CPU µs per request of Respite and of Redis.
+    pub respite_cpu: f64,
+    pub redis_cpu: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -35,6 +38,25 @@ fn median(mut v: Vec<f64>) -> f64 {
         v[mid]
     } else {
         (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The median server CPU µs per request of `samples`.
+fn median_cpu(samples: &[&Sample]) -> f64 {
+    median(
+        samples
+            .iter()
+            .map(|s| s.figures.server_cpu_us_per_op)
+            .collect(),
+    )
+}
+
+/// A CPU-per-request pair as "a / b (a/b x)".
+fn cpu_pair(a: f64, b: f64) -> String {
+    if a > 0.0 && b > 0.0 {
+        format!("{a:.2} / {b:.2} ({:.2}x)", a / b)
+    } else {
+        "-".into()
     }
 }
 
@@ -98,6 +120,8 @@ pub fn rows(results: &Results) -> Vec<Row> {
             ratio,
             ratio_min: per_repeat.iter().copied().fold(f64::INFINITY, f64::min),
             ratio_max: per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            respite_cpu: median_cpu(&respite),
+            redis_cpu: median_cpu(&redis),
             redis: redis_med,
             respite: respite_med,
             reference_ops: reference.get(&(*tool, *cell)).copied(),
@@ -114,6 +138,9 @@ pub struct EncryptionRow {
     pub cell: Cell,
     pub plain_ops: f64,
     pub encrypted_ops: f64,
+    /// Median server CPU µs per request, plain and encrypted.
+    pub plain_cpu: f64,
+    pub encrypted_cpu: f64,
     pub ratio: f64,
     pub ratio_min: f64,
     pub ratio_max: f64,
@@ -158,6 +185,8 @@ pub fn encryption_rows(results: &Results) -> Vec<EncryptionRow> {
             cell: *cell,
             plain_ops: p.figures.ops_per_sec,
             encrypted_ops: e.figures.ops_per_sec,
+            plain_cpu: median_cpu(&plain),
+            encrypted_cpu: median_cpu(&enc),
             ratio: e.figures.ops_per_sec / p.figures.ops_per_sec,
             ratio_min: per_repeat.iter().copied().fold(f64::INFINITY, f64::min),
             ratio_max: per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max),
@@ -186,13 +215,13 @@ pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
 
 fn csv(results: &Results) -> String {
     let mut s = String::from(
-        "tool,mode,system,test,pipeline,value_bytes,repeat,ops_per_sec,p50_ms,p99_ms,p999_ms\n",
+        "tool,mode,system,test,pipeline,value_bytes,repeat,ops_per_sec,p50_ms,p99_ms,p999_ms,server_cpu_us_per_op\n",
     );
     for x in &results.samples {
         let f = &x.figures;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.2},{:.3},{:.3},{:.3}",
+            "{},{},{},{},{},{},{},{:.2},{:.3},{:.3},{:.3},{:.3}",
             x.tool,
             x.mode,
             x.system.name(),
@@ -203,13 +232,14 @@ fn csv(results: &Results) -> String {
             f.ops_per_sec,
             f.p50_ms,
             f.p99_ms,
-            f.p999_ms
+            f.p999_ms,
+            f.server_cpu_us_per_op
         );
     }
     for (system, fp) in &results.footprint {
         let _ = writeln!(
             s,
-            "footprint,everysec,{system},rss_small_bytes={},rss_large_bytes={},restart_ms={},,,,",
+            "footprint,everysec,{system},rss_small_bytes={},rss_large_bytes={},restart_ms={},,,,,",
             fp.rss_small_bytes,
             fp.rss_large_bytes,
             fp.restart.map_or(-1.0, |d| d.as_secs_f64() * 1e3)
@@ -231,12 +261,19 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
     for c in &results.commands {
         let _ = writeln!(s, "    {c}");
     }
+    s.push_str(
+        "\nServer CPU µs/request: user and system CPU time of the server process (all its \
+         threads, from /proc/PID/stat) over the run, divided by the requests; the load tool's \
+         own CPU is not in it. It is what a request costs the server, and a noisy shared \
+         machine disturbs it far less than ops/s.\n",
+    );
     s.push('\n');
     s.push_str(
         "| tool | appendfsync | cell | ratio Respite/Redis (spread) | Respite ops/s | Redis ops/s \
-         | Redis no-persist ops/s | Respite p50/p99/p99.9 ms | Redis p50/p99/p99.9 ms |\n",
+         | Redis no-persist ops/s | Respite p50/p99/p99.9 ms | Redis p50/p99/p99.9 ms \
+         | server CPU µs/request Respite / Redis |\n",
     );
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let lat = |x: &Sample| {
             format!(
@@ -246,7 +283,7 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} | {} | {} | {} | {} |",
             r.tool,
             r.mode,
             r.cell.label(),
@@ -258,6 +295,7 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
             r.reference_ops.map_or("-".into(), |v| format!("{v:.0}")),
             lat(&r.respite),
             lat(&r.redis),
+            cpu_pair(r.respite_cpu, r.redis_cpu),
         );
     }
     if !results.footprint.is_empty() {
@@ -300,13 +338,14 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
              same machine, same cells, alternating order.\n\n",
         );
         s.push_str(
-            "| tool | appendfsync | cell | ratio encrypted/plain (spread) | encrypted ops/s | plain ops/s |\n",
+            "| tool | appendfsync | cell | ratio encrypted/plain (spread) | encrypted ops/s | plain ops/s \
+             | server CPU µs/request encrypted / plain |\n",
         );
-        s.push_str("|---|---|---|---|---|---|\n");
+        s.push_str("|---|---|---|---|---|---|---|\n");
         for r in &enc {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} |",
+                "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} | {} |",
                 r.tool,
                 r.mode,
                 r.cell.label(),
@@ -314,7 +353,8 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
                 r.ratio_min,
                 r.ratio_max,
                 r.encrypted_ops,
-                r.plain_ops
+                r.plain_ops,
+                cpu_pair(r.encrypted_cpu, r.plain_cpu)
             );
         }
         let worst = enc.iter().map(|r| r.ratio).fold(f64::INFINITY, f64::min);

@@ -147,6 +147,23 @@ impl Server {
         self.child.as_ref().map(Child::id)
     }
 
+    /// CPU time (user and system, all threads) the server process has used so far, in
+    /// seconds: read before and after a run, it gives what the run cost the server, a
+    /// figure a noisy shared machine disturbs far less than ops/s.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        let pid = self.pid().ok_or("server not running")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| format!("read /proc/{pid}/stat: {e}"))?;
+        let (utime, stime) =
+            stat_cpu_ticks(&stat).ok_or_else(|| format!("malformed /proc/{pid}/stat"))?;
+        // SAFETY: sysconf only reads a configuration value.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if hz <= 0 {
+            return Err("sysconf(_SC_CLK_TCK) failed".into());
+        }
+        Ok((utime + stime) as f64 / hz as f64)
+    }
+
     /// Resident set size of the server process, in bytes.
     pub fn rss_bytes(&self) -> Result<u64, String> {
         let pid = self.pid().ok_or("server not running")?;
@@ -257,4 +274,32 @@ pub fn ping(port: u16) -> bool {
         }
     }
     &buf[..7] == b"+PONG\r\n"
+}
+
+/// utime and stime (clock ticks) from a `/proc/PID/stat` line. The command name, field 2, is
+/// in parentheses and may hold spaces and parentheses itself, so fields are counted from the
+/// last ')': state is field 3, utime and stime are fields 14 and 15.
+fn stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
+    Some((field(14)?, field(15)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_cpu_ticks;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 52 0 0 20 0 3 0 9";
+        assert_eq!(stat_cpu_ticks(stat), Some((731, 52)));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn this_process_has_a_readable_cpu_time() {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_cpu_ticks(&stat).is_some(), "{stat}");
+    }
 }
