@@ -153,4 +153,21 @@ fn hint_past_the_end_of_a_cut_encrypted_log_is_not_trusted() {
         "the cut was not reported with its file: {lines:#?}"
     );
     e.close().unwrap();
+
+    let cap = Capture::default();
+    let e = Engine::open(
+        dir.path(),
+        Config {
+            logger: cap.logger(),
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(e.get(0, &key(0)).unwrap().unwrap(), &value(0)[..]);
+    let lines = cap.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("shorter than its hint")),
+        "the loss was reported again after the hint was rewritten: {lines:#?}"
+    );
+    e.close().unwrap();
 }
