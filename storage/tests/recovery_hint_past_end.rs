@@ -8,8 +8,81 @@
 
 mod common;
 
+use std::path::Path;
+
 use common::capture::Capture;
 use respite_storage::*;
+
+/// Bytes of one record of `key`/`value` below: header, key, value.
+const RECORD: usize = 32 + 6 + 100;
+/// Bytes of a log's header.
+const LOG_HEADER: usize = 24;
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:03}").into_bytes()
+}
+
+fn value(i: u32) -> [u8; 100] {
+    [i as u8; 100]
+}
+
+/// Sets keys `0..n` in order, closes, and cuts the first (sealed, hinted) log to `keep`
+/// bytes; it must have held at least `at_least` bytes.
+fn fill_and_cut(dir: &Path, cfg: &Config, n: u32, keep: usize, at_least: usize) {
+    let e = Engine::open(dir, cfg.clone()).unwrap();
+    for i in 0..n {
+        e.set(0, &key(i), &value(i), SetOptions::default()).unwrap();
+    }
+    e.close().unwrap();
+    let log = dir.join("0000000001.log");
+    assert!(
+        dir.join("0000000001.hint").exists(),
+        "the first log was not sealed with a hint"
+    );
+    let b = std::fs::read(&log).unwrap();
+    assert!(
+        b.len() >= at_least,
+        "the first log holds {} bytes, fewer than {at_least}",
+        b.len()
+    );
+    std::fs::write(&log, &b[..keep]).unwrap();
+}
+
+/// Opens the folder with its log going into `cap`.
+fn open(dir: &Path, cfg: &Config, cap: &Capture) -> Engine {
+    Engine::open(
+        dir,
+        Config {
+            logger: cap.logger(),
+            ..cfg.clone()
+        },
+    )
+    .unwrap()
+}
+
+/// The first start-up after the cut reported it, naming the log and its length.
+fn assert_cut_reported(cap: &Capture, log_bytes: usize) {
+    let lines = cap.lines();
+    assert!(
+        lines.iter().any(|l| l.contains("shorter than its hint")
+            && l.contains("0000000001.log")
+            && l.contains(&format!("log_bytes={log_bytes}"))),
+        "the cut was not reported with its file: {lines:#?}"
+    );
+}
+
+/// The next start-up serves key `i` and is quiet: the hint was rewritten to match the log.
+fn assert_reopen_quiet(dir: &Path, cfg: &Config, i: u32) {
+    let cap = Capture::default();
+    let e = open(dir, cfg, &cap);
+    assert_eq!(e.get(0, &key(i)).unwrap().unwrap(), &value(i)[..]);
+    let lines = cap.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("shorter than its hint")),
+        "the loss was reported again after the hint was rewritten: {lines:#?}"
+    );
+    e.close().unwrap();
+}
 
 #[test]
 fn hint_past_the_end_of_a_cut_log_is_not_trusted() {
@@ -19,42 +92,12 @@ fn hint_past_the_end_of_a_cut_log_is_not_trusted() {
         max_file_bytes: 8 * 1024,
         ..Config::default()
     };
-    let key = |i: u32| format!("key{i:03}").into_bytes();
-    let value = |i: u32| [i as u8; 100];
-    let e = Engine::open(dir.path(), cfg.clone()).unwrap();
-    for i in 0..200u32 {
-        e.set(0, &key(i), &value(i), SetOptions::default()).unwrap();
-    }
-    e.close().unwrap();
-    let log = dir.path().join("0000000001.log");
-    assert!(
-        dir.path().join("0000000001.hint").exists(),
-        "the first log was not sealed with a hint"
-    );
+    // Keep the log header and the first 40 records.
+    let keep = LOG_HEADER + 40 * RECORD;
+    fill_and_cut(dir.path(), &cfg, 200, keep, keep + RECORD + 1);
 
-    // Keep the log header (24 bytes) and the first 40 records (32 + 6 + 100 bytes each).
-    let rec = 32 + 6 + 100;
-    let keep = 24 + 40 * rec;
-    let b = std::fs::read(&log).unwrap();
-    assert!(
-        b.len() > keep + rec,
-        "the first log holds fewer than 41 records"
-    );
-    std::fs::write(&log, &b[..keep]).unwrap();
-
-    // Opens the folder with its log going into `cap`.
-    let open = |cap: &Capture| {
-        Engine::open(
-            dir.path(),
-            Config {
-                logger: cap.logger(),
-                ..cfg.clone()
-            },
-        )
-        .unwrap()
-    };
     let cap = Capture::default();
-    let e = open(&cap);
+    let e = open(dir.path(), &cfg, &cap);
     for i in 0..40u32 {
         assert_eq!(
             e.get(0, &key(i)).unwrap().unwrap(),
@@ -66,24 +109,10 @@ fn hint_past_the_end_of_a_cut_log_is_not_trusted() {
     assert_eq!(e.get(0, &key(40)).unwrap(), None);
     // Records of the later logs are untouched.
     assert_eq!(e.get(0, &key(199)).unwrap().unwrap(), &value(199)[..]);
-    let lines = cap.lines();
-    assert!(
-        lines.iter().any(|l| l.contains("shorter than its hint")
-            && l.contains("0000000001.log")
-            && l.contains(&format!("log_bytes={keep}"))),
-        "the cut was not reported with its file: {lines:#?}"
-    );
+    assert_cut_reported(&cap, keep);
     e.close().unwrap();
 
-    let cap = Capture::default();
-    let e = open(&cap);
-    assert_eq!(e.get(0, &key(39)).unwrap().unwrap(), &value(39)[..]);
-    let lines = cap.lines();
-    assert!(
-        !lines.iter().any(|l| l.contains("shorter than its hint")),
-        "the loss was reported again after the hint was rewritten: {lines:#?}"
-    );
-    e.close().unwrap();
+    assert_reopen_quiet(dir.path(), &cfg, 39);
 }
 
 #[test]
@@ -96,40 +125,15 @@ fn hint_past_the_end_of_a_cut_encrypted_log_is_not_trusted() {
         encryption_key: Some(MasterKey::from_bytes([9; 32])),
         ..Config::default()
     };
-    let key = |i: u32| format!("key{i:03}").into_bytes();
-    let value = |i: u32| [i as u8; 100];
-    let e = Engine::open(dir.path(), cfg.clone()).unwrap();
-    for i in 0..300u32 {
-        e.set(0, &key(i), &value(i), SetOptions::default()).unwrap();
-    }
-    e.close().unwrap();
-    let log = dir.path().join("0000000001.log");
-    assert!(
-        dir.path().join("0000000001.hint").exists(),
-        "the first log was not sealed with a hint"
-    );
-
-    // Keep the first page: the log header (24 bytes) and the 29 records (138 bytes each)
-    // that end inside it. Its tag file is left whole.
+    // Keep the first page: the log header and the 29 records that end inside it. Its tag
+    // file is left whole.
     let page = 4096;
-    let whole = (page - 24) / (32 + 6 + 100);
-    let b = std::fs::read(&log).unwrap();
-    assert!(
-        b.len() >= 3 * page,
-        "the first log holds fewer than 3 pages"
-    );
-    std::fs::write(&log, &b[..page]).unwrap();
+    let whole = ((page - LOG_HEADER) / RECORD) as u32;
+    fill_and_cut(dir.path(), &cfg, 300, page, 3 * page);
 
     let cap = Capture::default();
-    let e = Engine::open(
-        dir.path(),
-        Config {
-            logger: cap.logger(),
-            ..cfg.clone()
-        },
-    )
-    .unwrap();
-    for i in 0..whole as u32 {
+    let e = open(dir.path(), &cfg, &cap);
+    for i in 0..whole {
         assert_eq!(
             e.get(0, &key(i)).unwrap().unwrap(),
             &value(i)[..],
@@ -139,35 +143,14 @@ fn hint_past_the_end_of_a_cut_encrypted_log_is_not_trusted() {
     // Every other key reads as its value or as absent: never an error, never garbage.
     for i in 0..300u32 {
         match e.get(0, &key(i)) {
-            Ok(None) => assert!(i >= whole as u32, "key{i:03} lost"),
+            Ok(None) => assert!(i >= whole, "key{i:03} lost"),
             Ok(Some(v)) => assert_eq!(v, &value(i)[..], "key{i:03} garbled"),
             Err(err) => panic!("key{i:03}: {err}"),
         }
     }
     assert_eq!(e.get(0, &key(299)).unwrap().unwrap(), &value(299)[..]);
-    let lines = cap.lines();
-    assert!(
-        lines.iter().any(|l| l.contains("shorter than its hint")
-            && l.contains("0000000001.log")
-            && l.contains(&format!("log_bytes={page}"))),
-        "the cut was not reported with its file: {lines:#?}"
-    );
+    assert_cut_reported(&cap, page);
     e.close().unwrap();
 
-    let cap = Capture::default();
-    let e = Engine::open(
-        dir.path(),
-        Config {
-            logger: cap.logger(),
-            ..cfg.clone()
-        },
-    )
-    .unwrap();
-    assert_eq!(e.get(0, &key(0)).unwrap().unwrap(), &value(0)[..]);
-    let lines = cap.lines();
-    assert!(
-        !lines.iter().any(|l| l.contains("shorter than its hint")),
-        "the loss was reported again after the hint was rewritten: {lines:#?}"
-    );
-    e.close().unwrap();
+    assert_reopen_quiet(dir.path(), &cfg, 0);
 }
