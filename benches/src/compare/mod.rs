@@ -262,11 +262,9 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             cell.label(),
                             server.system.name()
                         );
-                        let cpu0 = server.cpu_seconds()?;
-                        let mut figures =
-                            load::run_redis_benchmark(server.port, cell, options.requests)?;
-                        figures.server_cpu_us_per_op =
-                            (server.cpu_seconds()? - cpu0) * 1e6 / options.requests as f64;
+                        let figures = with_server_cpu(server, options.requests, || {
+                            load::run_redis_benchmark(server.port, cell, options.requests)
+                        })?;
                         results.samples.push(Sample {
                             mode: mode.clone(),
                             system: server.system,
@@ -276,11 +274,9 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             figures,
                         });
                         if memtier {
-                            let cpu0 = server.cpu_seconds()?;
-                            let mut figures =
-                                load::run_memtier(server.port, cell, options.requests)?;
-                            figures.server_cpu_us_per_op =
-                                (server.cpu_seconds()? - cpu0) * 1e6 / options.requests as f64;
+                            let figures = with_server_cpu(server, options.requests, || {
+                                load::run_memtier(server.port, cell, options.requests)
+                            })?;
                             results.samples.push(Sample {
                                 mode: mode.clone(),
                                 system: server.system,
@@ -321,6 +317,19 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
         .unwrap_or_else(|| workspace_root().join("bench-results").join(report::today()));
     report::write(&results, &out)?;
     Ok(Some(out))
+}
+
+/// Runs one load of `requests` against `server` and adds the server's CPU time per request
+/// over it to the figures.
+fn with_server_cpu(
+    server: &Server,
+    requests: u64,
+    run: impl FnOnce() -> Result<Figures, String>,
+) -> Result<Figures, String> {
+    let before = server.cpu_seconds()?;
+    let mut figures = run()?;
+    figures.server_cpu_us_per_op = (server.cpu_seconds()? - before) * 1e6 / requests as f64;
+    Ok(figures)
 }
 
 fn footprint(
