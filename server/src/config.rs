@@ -101,7 +101,7 @@ pub struct Config {
     pub requirepass: Option<String>,
     /// `protected-mode`: with no password, only loopback clients are accepted.
     pub protected_mode: bool,
-    /// Block cache size in bytes (`cache-size 256mb`).
+    /// Block cache size in bytes (`cache-size 256mb`, or `auto`: see `auto_cache_size`).
     pub cache_size_bytes: u64,
     /// Reactor threads; 0 means one per core.
     pub threads: usize,
@@ -144,7 +144,7 @@ impl Default for Config {
             maxclients: 10000,
             requirepass: None,
             protected_mode: true,
-            cache_size_bytes: 256 * 1024 * 1024,
+            cache_size_bytes: auto_cache_size(),
             threads: 0,
             loglevel: LogLevel::Notice,
             logfile: String::new(),
@@ -336,6 +336,9 @@ impl Config {
                 self.requirepass = (!value.is_empty()).then(|| value.to_owned());
             }
             "protected-mode" => self.protected_mode = parse_yes_no(value)?,
+            "cache-size" if value.eq_ignore_ascii_case("auto") => {
+                self.cache_size_bytes = auto_cache_size();
+            }
             "cache-size" => self.cache_size_bytes = parse_size(value)?,
             "threads" => self.threads = parse_num(value, 0, 1024)? as usize,
             "shards" => self.shards = Some(parse_num(value, 1, 1 << 16)? as usize),
@@ -484,6 +487,40 @@ fn parse_num(s: &str, min: u64, max: u64) -> Result<u64, String> {
         ));
     }
     u64::try_from(v).map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+/// The block cache's default size (`cache-size auto`): a quarter of the memory this process
+/// may use, the machine's or its control group's limit if lower, and at least 64 MiB (256 MiB
+/// if the machine's memory cannot be read). Only what is read fills the cache, so an idle or write-only
+/// server stays small; a server that reads a working set of a few GiB on a machine that has
+/// them serves it from memory, as Redis would, rather than from the OS page cache, which is
+/// not ours to keep (it can be reclaimed from under a running server at any time).
+#[must_use]
+pub fn auto_cache_size() -> u64 {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let limit = memory_limit(
+        read("/proc/meminfo").as_deref(),
+        &[
+            read("/sys/fs/cgroup/memory.max"),
+            read("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        ],
+    );
+    limit.map_or(256 << 20, |bytes| (bytes / 4).max(64 << 20))
+}
+
+/// The memory a process may use: `MemTotal` of `meminfo`, lowered by any control group
+/// limit that is a number (`max` and v1's huge "unlimited" are above `MemTotal`).
+fn memory_limit(meminfo: Option<&str>, cgroup_limits: &[Option<String>]) -> Option<u64> {
+    let total = meminfo?.lines().find_map(|l| {
+        let kb = l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?;
+        kb.trim().parse::<u64>().ok()?.checked_mul(1024)
+    })?;
+    Some(
+        cgroup_limits
+            .iter()
+            .filter_map(|l| l.as_deref()?.trim().parse::<u64>().ok())
+            .fold(total, u64::min),
+    )
 }
 
 /// Redis's memtoll: `1k` = 1000, `1kb` = 1024, `1m`, `1mb`, `1g`, `1gb` (case-insensitive).
@@ -707,6 +744,39 @@ mod tests {
         assert_eq!(parse_size("77").unwrap(), 77);
         assert!(parse_size("x").is_err());
         assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn memory_limit_is_memtotal_lowered_by_a_numeric_cgroup_limit() {
+        let meminfo = "MemTotal:       24684060 kB\nMemFree:        22391000 kB\n";
+        let total = 24_684_060 * 1024;
+        assert_eq!(memory_limit(Some(meminfo), &[]), Some(total));
+        // cgroup v2 "max" and v1's "unlimited" (a huge number) leave MemTotal.
+        let unlimited = [
+            Some("max\n".to_owned()),
+            Some("9223372036854771712\n".to_owned()),
+            None,
+        ];
+        assert_eq!(memory_limit(Some(meminfo), &unlimited), Some(total));
+        let limited = [Some("max\n".to_owned()), Some("4294967296\n".to_owned())];
+        assert_eq!(memory_limit(Some(meminfo), &limited), Some(4 << 30));
+        assert_eq!(memory_limit(None, &limited), None);
+        assert_eq!(memory_limit(Some("MemFree: 1 kB\n"), &[]), None);
+    }
+
+    #[test]
+    fn cache_size_auto_is_a_quarter_of_memory_and_the_default() {
+        let auto = auto_cache_size();
+        assert_eq!(Config::default().cache_size_bytes, auto);
+        let c = Config::from_args(["--cache-size", "16mb"]).unwrap();
+        assert_eq!(c.cache_size_bytes, 16 << 20);
+        let c = Config::from_args(["--cache-size", "16mb", "--cache-size", "AUTO"]).unwrap();
+        assert_eq!(c.cache_size_bytes, auto);
+        assert!(auto >= 64 << 20);
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+        if let Some(total) = memory_limit(meminfo.as_deref(), &[]) {
+            assert!(auto <= (total / 4).max(64 << 20), "{auto} of {total}");
+        }
     }
 
     #[test]

@@ -149,7 +149,8 @@ impl Server {
             config.threads
         };
         info!(log, "Respite {} (Redis {} compatible) starting", env!("CARGO_PKG_VERSION"), cmd::REDIS_VERSION;
-            "pid" => std::process::id(), "mode" => "standalone", "threads" => threads);
+            "pid" => std::process::id(), "mode" => "standalone", "threads" => threads,
+            "cache_mb" => config.cache_size_bytes >> 20);
         for w in &config.warnings {
             warn!(log, "{}", w);
         }
