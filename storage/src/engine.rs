@@ -1044,53 +1044,29 @@ impl Engine {
         if let (SetCondition::Always, false, Expiry::Persist | Expiry::At(_)) =
             (opts.condition, opts.return_old, opts.expiry)
         {
-            let expire = match opts.expiry {
-                Expiry::At(t) => t.max(1),
-                _ => 0,
-            };
+            let expire = opts.expiry.raw_ms(0);
             let gsn = inner.put_blind(&mut w, db, hash, key, value, expire, &guard)?;
             drop(w);
             self.after_write(gsn);
-            return Ok(SetOutcome {
-                written: true,
-                old: None,
-                gsn,
-            });
+            return Ok(SetOutcome::written(None, gsn));
         }
         let node = find(&shard.index[db], hash, key, &guard);
         let cur = node
             .as_ref()
             .map(|n| n.value().load(&guard))
             .filter(|e| e.expire_at_ms == 0 || e.live(now_ms()));
-        let ok = match opts.condition {
-            SetCondition::Always => true,
-            SetCondition::IfAbsent => cur.is_none(),
-            SetCondition::IfPresent => cur.is_some(),
-        };
         let old = match (opts.return_old, cur) {
             (true, Some(e)) => Some(inner.entry_value(key.len(), e)?),
             _ => None,
         };
-        if !ok {
-            return Ok(SetOutcome {
-                written: false,
-                old,
-                gsn: 0,
-            });
+        if !opts.condition.holds(cur.is_some()) {
+            return Ok(SetOutcome::not_written(old));
         }
-        let expire = match opts.expiry {
-            Expiry::Persist => 0,
-            Expiry::KeepTtl => cur.map_or(0, |e| e.expire_at_ms),
-            Expiry::At(t) => t.max(1),
-        };
+        let expire = opts.expiry.raw_ms(cur.map_or(0, |e| e.expire_at_ms));
         let gsn = inner.put_with(&mut w, db, hash, key, value, expire, &guard, node)?;
         drop(w);
         self.after_write(gsn);
-        Ok(SetOutcome {
-            written: true,
-            old,
-            gsn,
-        })
+        Ok(SetOutcome::written(old, gsn))
     }
 
     /// DEL of one key: (whether a live key was deleted, GSN).
@@ -1169,11 +1145,7 @@ impl Engine {
                 .unwrap_or(0),
             Update::Set { value, expiry } => {
                 inner.check_sizes(key, &value)?;
-                let expire = match expiry {
-                    Expiry::Persist => 0,
-                    Expiry::KeepTtl => cur_entry.map_or(0, |e| e.expire_at_ms),
-                    Expiry::At(t) => t.max(1),
-                };
+                let expire = expiry.raw_ms(cur_entry.map_or(0, |e| e.expire_at_ms));
                 inner.put_locked(&mut w, db, hash, key, &value, expire, &guard)?
             }
             Update::SetExpiry(at) => match cur_value {

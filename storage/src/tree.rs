@@ -443,35 +443,18 @@ impl Engine {
             let x = n.expire_at_ms();
             x == 0 || x > now_ms()
         });
-        let ok = match opts.condition {
-            SetCondition::Always => true,
-            SetCondition::IfAbsent => cur.is_none(),
-            SetCondition::IfPresent => cur.is_some(),
-        };
         let old = match (opts.return_old, cur) {
             (true, Some(n)) => Some(n.read(t.value_size).0),
             _ => None,
         };
-        if !ok {
-            return Ok(SetOutcome {
-                written: false,
-                old,
-                gsn: 0,
-            });
+        if !opts.condition.holds(cur.is_some()) {
+            return Ok(SetOutcome::not_written(old));
         }
-        let expire = match opts.expiry {
-            Expiry::Persist => 0,
-            Expiry::KeepTtl => cur.map_or(0, |n| n.expire_at_ms()),
-            Expiry::At(x) => x.max(1),
-        };
+        let expire = opts.expiry.raw_ms(cur.map_or(0, |n| n.expire_at_ms()));
         let gsn = t.put_with(inner, &mut w, hash, key, value, expire, &guard, node)?;
         drop(w);
         self.after_write(gsn);
-        Ok(SetOutcome {
-            written: true,
-            old,
-            gsn,
-        })
+        Ok(SetOutcome::written(old, gsn))
     }
 
     fn const_delete_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Result<(bool, Gsn)> {
@@ -521,11 +504,7 @@ impl Engine {
             }
             Update::Set { value, expiry } => {
                 inner.t_check(db, key, &value)?;
-                let expire = match expiry {
-                    Expiry::Persist => 0,
-                    Expiry::KeepTtl => cur.as_ref().map_or(0, |c| c.1),
-                    Expiry::At(x) => x.max(1),
-                };
+                let expire = expiry.raw_ms(cur.as_ref().map_or(0, |c| c.1));
                 inner.t_put(&mut w, db, hash, key, &value, expire, &guard)?
             }
             Update::SetExpiry(at) => match cur {

@@ -16,6 +16,18 @@ pub enum SetCondition {
     IfPresent,
 }
 
+impl SetCondition {
+    /// Whether a write with this condition goes ahead, given whether the key is live.
+    #[inline]
+    pub(crate) fn holds(self, live: bool) -> bool {
+        match self {
+            SetCondition::Always => true,
+            SetCondition::IfAbsent => !live,
+            SetCondition::IfPresent => live,
+        }
+    }
+}
+
 /// The expiry a write leaves on the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
@@ -25,6 +37,20 @@ pub enum Expiry {
     KeepTtl,
     /// Expire at this absolute UNIX time in milliseconds.
     At(u64),
+}
+
+impl Expiry {
+    /// The expiry as records and index entries hold it (absolute UNIX ms, 0 for none),
+    /// given the key's current one in the same form (0 when it has none or is absent).
+    #[inline]
+    pub(crate) fn raw_ms(self, current: u64) -> u64 {
+        match self {
+            Expiry::Persist => 0,
+            Expiry::KeepTtl => current,
+            // 0 means "no expiry", so the epoch's first millisecond expires at 1.
+            Expiry::At(t) => t.max(1),
+        }
+    }
 }
 
 /// Options of `Engine::set`.
@@ -57,6 +83,26 @@ pub struct SetOutcome {
     pub old: Option<Bytes>,
     /// The write's GSN, 0 if nothing was written.
     pub gsn: Gsn,
+}
+
+impl SetOutcome {
+    /// A SET whose NX/XX condition did not hold: nothing written, `old` if asked for.
+    pub(crate) fn not_written(old: Option<Bytes>) -> SetOutcome {
+        SetOutcome {
+            written: false,
+            old,
+            gsn: 0,
+        }
+    }
+
+    /// A SET that wrote, with its GSN.
+    pub(crate) fn written(old: Option<Bytes>, gsn: Gsn) -> SetOutcome {
+        SetOutcome {
+            written: true,
+            old,
+            gsn,
+        }
+    }
 }
 
 /// What an `update` closure sees: the current live value and its expiry.
@@ -137,4 +183,24 @@ pub struct Stats {
     pub compactions: u64,
     /// Keys removed by the expiry sweep.
     pub expired_keys: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_conditions_and_expiries_decide_as_redis_set_does() {
+        for live in [false, true] {
+            assert!(SetCondition::Always.holds(live));
+            assert_eq!(SetCondition::IfAbsent.holds(live), !live);
+            assert_eq!(SetCondition::IfPresent.holds(live), live);
+        }
+        assert_eq!(Expiry::Persist.raw_ms(5_000), 0);
+        assert_eq!(Expiry::KeepTtl.raw_ms(5_000), 5_000);
+        assert_eq!(Expiry::KeepTtl.raw_ms(0), 0);
+        assert_eq!(Expiry::At(7_000).raw_ms(5_000), 7_000);
+        // PXAT 0 must still expire (0 is "none" in records and entries).
+        assert_eq!(Expiry::At(0).raw_ms(0), 1);
+    }
 }
