@@ -7,6 +7,7 @@
 
 mod connection;
 mod keys;
+mod lcs;
 mod server;
 mod string;
 
@@ -149,6 +150,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("incrbyfloat", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", string::incrbyfloat),
     cmd!("getrange", 4, READONLY, 1, 1, 1, "string", "Returns a substring of the string stored at a key.", string::getrange),
     cmd!("substr", 4, READONLY, 1, 1, 1, "string", "Returns a substring from a string value.", string::getrange),
+    cmd!("lcs", -3, READONLY, 1, 2, 1, "string", "Finds the longest common substring.", lcs::lcs_command),
     cmd!("setrange", 4, WRITE | DENYOOM, 1, 1, 1, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", string::setrange),
     // keys
     cmd!("del", -2, WRITE, 1, -1, 1, "generic", "Deletes one or more keys.", keys::del),

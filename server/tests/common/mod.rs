@@ -255,6 +255,33 @@ impl Raw {
         String::from_utf8(out).unwrap()
     }
 
+    /// Reads one whole reply of any type, RESP2 or RESP3 (its nested elements included), and
+    /// returns its raw bytes.
+    pub fn read_reply(&mut self) -> String {
+        let head = self.line();
+        let n = |h: &str| h[1..h.len() - 2].parse::<i64>().unwrap();
+        let mut out = head.clone();
+        match head.as_bytes()[0] {
+            b'$' | b'=' | b'!' if n(&head) >= 0 => {
+                let mut body = vec![0u8; usize::try_from(n(&head)).unwrap() + 2];
+                self.0.read_exact(&mut body).unwrap();
+                out.push_str(&String::from_utf8_lossy(&body));
+            }
+            b'*' | b'~' | b'>' if n(&head) > 0 => {
+                for _ in 0..n(&head) {
+                    out.push_str(&self.read_reply());
+                }
+            }
+            b'%' | b'|' => {
+                for _ in 0..2 * n(&head) {
+                    out.push_str(&self.read_reply());
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
     /// True when the server closed the connection (reads EOF, bounded by the timeout).
     pub fn closed(&mut self) -> bool {
         let mut b = [0u8; 4096];
