@@ -166,6 +166,21 @@ fn misc_server_commands() {
     c.call(&["OBJECT", "ENCODING", "s"], "$6\r\nembstr\r\n");
     c.call(&["OBJECT", "ENCODING", "none"], "$-1\r\n");
     c.call(&["OBJECT", "REFCOUNT", "n"], ":1\r\n");
+    // OBJECT HELP names every subcommand OBJECT answers (Redis's text lists FREQ too).
+    c.send(&["OBJECT", "HELP"]);
+    let help = c.read_reply();
+    for sub in [
+        "ENCODING <key>",
+        "FREQ <key>",
+        "IDLETIME <key>",
+        "REFCOUNT <key>",
+    ] {
+        assert!(help.contains(sub), "{sub} missing from {help}");
+        let name = sub.split(' ').next().unwrap();
+        c.send(&["OBJECT", name, "n"]);
+        let reply = c.read_reply();
+        assert!(!reply.contains("unknown subcommand"), "{name}: {reply}");
+    }
     c.call(&["MEMORY", "USAGE", "none"], "$-1\r\n");
     c.call(&["FUNCTION", "LIST"], "*0\r\n");
     c.call(&["FUNCTION", "FLUSH"], "+OK\r\n");
