@@ -491,10 +491,11 @@ fn parse_num(s: &str, min: u64, max: u64) -> Result<u64, String> {
 
 /// The block cache's default size (`cache-size auto`): a quarter of the memory this process
 /// may use, the machine's or its control group's limit if lower, and at least 64 MiB (256 MiB
-/// if the machine's memory cannot be read). Only what is read fills the cache, so an idle or write-only
-/// server stays small; a server that reads a working set of a few GiB on a machine that has
-/// them serves it from memory, as Redis would, rather than from the OS page cache, which is
-/// not ours to keep (it can be reclaimed from under a running server at any time).
+/// if the machine's memory cannot be read). Only what is read fills the cache, so an idle or
+/// write-only server stays small; a server that reads a working set of a few GiB on a
+/// machine that has them serves it from memory, as Redis would, rather than from the OS page
+/// cache, which is not ours to keep (it can be reclaimed from under a running server at any
+/// time).
 #[must_use]
 pub fn auto_cache_size() -> u64 {
     let read = |path: &str| std::fs::read_to_string(path).ok();

@@ -153,8 +153,7 @@ pub fn lcs_command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if a.len() as u64 >= u64::from(u32::MAX - 1) || b.len() as u64 >= u64::from(u32::MAX - 1) {
         return Err(CmdError::Static("ERR String too long for LCS"));
     }
-    let max = ctx.shared.config.read().proto_max_bulk_len;
-    let found = lcs(&a, &b, !len_only, max).map_err(|e| match e {
+    let found = lcs(&a, &b, !len_only, ctx.max_bulk_len()).map_err(|e| match e {
         TableError::TooLarge => CmdError::Static(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ),

@@ -340,6 +340,12 @@ impl Ctx<'_> {
     pub fn db(&self) -> usize {
         self.client.db
     }
+
+    /// `proto-max-bulk-len`: the longest string a command may build (APPEND, SETRANGE), and
+    /// the most transient memory LCS may take.
+    pub fn max_bulk_len(&self) -> u64 {
+        self.shared.config.read().proto_max_bulk_len
+    }
 }
 
 /// Runs one request. `args` is never empty.

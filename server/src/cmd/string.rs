@@ -36,10 +36,6 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_opt(v))
 }
 
-fn max_len(ctx: &Ctx<'_>) -> u64 {
-    ctx.shared.config.read().proto_max_bulk_len
-}
-
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut opts = SetOptions::default();
     let mut expiry_set = false;
@@ -227,7 +223,7 @@ fn too_big() -> CmdError {
 }
 
 pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let max = max_len(ctx);
+    let max = ctx.max_bulk_len();
     let tail = &args[2];
     let (len, gsn) = ctx
         .shared
@@ -391,7 +387,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let offset = usize::try_from(offset).map_err(|_| too_big())?;
     let patch = &args[3];
-    let max = max_len(ctx);
+    let max = ctx.max_bulk_len();
     if patch.is_empty() {
         // Nothing to write: the reply is the current length (0 when missing).
         let n = ctx.shared.engine.value_len(ctx.db(), &args[1])?;
