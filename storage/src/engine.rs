@@ -391,7 +391,7 @@ impl Inner {
             }
             return Ok(v);
         }
-        self.read_blocks(&f, off, len, true, |blk| {
+        self.read_blocks(&f, off, len, true, |blk, _last| {
             // Never past what was written: the rest of a preallocated log reads as zeros,
             // and a block cached with them would hide records written later.
             let bstart = blk as u64 * BLOCK;
@@ -399,52 +399,62 @@ impl Inner {
             let mut v = vec![0u8; avail];
             let n = f.read_at_most(&mut v, bstart)?;
             v.truncate(n);
-            Ok(Bytes::from(v))
+            Ok(vec![Bytes::from(v)])
         })
     }
 
     /// `len` bytes at `off` of log `f`, block by block: each from the block cache if
-    /// `cached`, else from `load` (and then cached if `cached`). A block shorter than the
-    /// value needs is corruption.
+    /// `cached`, else from `load` (and then offered to the cache if `cached`). `load(blk,
+    /// last)` returns block `blk` and may return the blocks after it up to `last` too (read
+    /// together); those are used as they are. A block shorter than the value needs is
+    /// corruption.
     fn read_blocks(
         &self,
         f: &DataFile,
         off: u64,
         len: usize,
         cached: bool,
-        load: impl Fn(u32) -> Result<Bytes>,
+        load: impl Fn(u32, u32) -> Result<Vec<Bytes>>,
     ) -> Result<Bytes> {
         let first = (off / BLOCK) as u32;
         let last = ((off + len as u64 - 1) / BLOCK) as u32;
         if cached {
             self.cache.count_miss();
         }
+        let short = || Error::Corrupt {
+            file: f.path.clone(),
+            offset: off,
+            reason: "value extends past the end of its log file",
+        };
         let mut out = Vec::with_capacity(if first == last { 0 } else { len });
+        // Blocks after `blk` that the last `load` returned, in order.
+        let mut read_ahead = Vec::new().into_iter();
         for blk in first..=last {
             let bstart = blk as u64 * BLOCK;
             let from = off.max(bstart) - bstart;
             let to = (off + len as u64).min(bstart + BLOCK) - bstart;
-            let hit = if cached {
-                self.cache.get(f.id, blk, to as usize)
-            } else {
-                None
-            };
-            let data = match hit {
-                Some(d) => d,
-                None => {
-                    let d = load(blk)?;
-                    if d.len() < to as usize {
-                        return Err(Error::Corrupt {
-                            file: f.path.clone(),
-                            offset: off,
-                            reason: "value extends past the end of its log file",
-                        });
-                    }
-                    if cached {
-                        self.cache.insert(f.id, blk, d.clone());
-                    }
-                    d
+            // A block just read: long enough, and offered to the cache.
+            let fresh = |d: Bytes| {
+                if d.len() < to as usize {
+                    return Err(short());
                 }
+                if cached {
+                    self.cache.insert(f.id, blk, d.clone());
+                }
+                Ok(d)
+            };
+            let data = if let Some(d) = read_ahead.next() {
+                fresh(d)?
+            } else if let Some(d) = cached
+                .then(|| self.cache.get(f.id, blk, to as usize))
+                .flatten()
+            {
+                d
+            } else {
+                let mut run = load(blk, last)?.into_iter();
+                let d = run.next().ok_or_else(short)?;
+                read_ahead = run;
+                fresh(d)?
             };
             if first == last {
                 return Ok(data.slice(from as usize..to as usize));
@@ -495,8 +505,8 @@ impl Inner {
         len: usize,
         value_len: usize,
     ) -> Result<Bytes> {
-        self.read_blocks(f, off, len, value_len < CACHE_BYPASS, |blk| {
-            f.read_page(c, blk as u64).map(Bytes::from)
+        self.read_blocks(f, off, len, value_len < CACHE_BYPASS, |blk, last| {
+            f.read_pages(c, blk as u64, (last - blk) as usize + 1)
         })
     }
 

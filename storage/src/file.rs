@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
+use bytes::Bytes;
+
 use crate::crypto::{ENTRY, FileCipher, MasterKey, PAGE, Role, TAG_HEADER, tag_path};
 use crate::error::{Error, Result};
 
@@ -436,24 +438,45 @@ impl DataFile {
     /// Encrypted: page `page` of the data file, decrypted and cut to its meaningful length.
     /// A page that does not authenticate (or cannot be read whole) is `Tampered`.
     pub(crate) fn read_page(&self, c: &LogCrypt, page: u64) -> Result<Vec<u8>> {
-        let tampered = || Error::Tampered {
+        let mut p = self.read_pages(c, page, 1)?;
+        Ok(p.pop().map(Vec::from).unwrap_or_default())
+    }
+
+    /// Encrypted: `count` consecutive pages from `first`, read with one pread of the data
+    /// file and one of the tag file (a value of a few KiB spans two pages: two reads, not
+    /// four), each decrypted and cut to its meaningful length. The first page that does not
+    /// authenticate (or cannot be read whole) is `Tampered`, naming that page.
+    pub(crate) fn read_pages(&self, c: &LogCrypt, first: u64, count: usize) -> Result<Vec<Bytes>> {
+        let tampered = |page| Error::Tampered {
             file: self.path.clone(),
             page,
         };
-        let mut p = vec![0u8; PAGE];
-        if self.read_at_most(&mut p, page * PAGE as u64)? != PAGE {
-            return Err(tampered());
+        let mut data = vec![0u8; count * PAGE];
+        let got = self.read_at_most(&mut data, first * PAGE as u64)?;
+        let mut entries = vec![0u8; count * ENTRY];
+        let got_entries = read_at_most(&c.tag, &c.tag_path, &mut entries, entry_off(first))?;
+        let mut lens = Vec::with_capacity(count);
+        for (i, (p, e)) in data
+            .chunks_exact_mut(PAGE)
+            .zip(entries.chunks_exact(ENTRY))
+            .enumerate()
+        {
+            let page = first + i as u64;
+            if got < (i + 1) * PAGE || got_entries < (i + 1) * ENTRY {
+                return Err(tampered(page));
+            }
+            let info = c
+                .cipher
+                .open_page(page, Role::Data, p, e)
+                .map_err(|_| tampered(page))?;
+            lens.push(info.len as usize);
         }
-        let mut e = [0u8; ENTRY];
-        if read_at_most(&c.tag, &c.tag_path, &mut e, entry_off(page))? != ENTRY {
-            return Err(tampered());
-        }
-        let info = c
-            .cipher
-            .open_page(page, Role::Data, &mut p, &e)
-            .map_err(|_| tampered())?;
-        p.truncate(info.len as usize);
-        Ok(p)
+        let data = Bytes::from(data);
+        Ok(lens
+            .into_iter()
+            .enumerate()
+            .map(|(i, len)| data.slice(i * PAGE..i * PAGE + len))
+            .collect())
     }
 
     /// `len` bytes at `offset` of the log's plaintext (the file's bytes when not encrypted),
