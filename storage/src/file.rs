@@ -435,48 +435,54 @@ impl DataFile {
         read_at_most(&self.file, &self.path, buf, offset)
     }
 
-    /// Encrypted: page `page` of the data file, decrypted and cut to its meaningful length.
-    /// A page that does not authenticate (or cannot be read whole) is `Tampered`.
-    pub(crate) fn read_page(&self, c: &LogCrypt, page: u64) -> Result<Vec<u8>> {
-        let mut p = self.read_pages(c, page, 1)?;
-        Ok(p.pop().map(Vec::from).unwrap_or_default())
-    }
-
-    /// Encrypted: `count` consecutive pages from `first`, read with one pread of the data
-    /// file and one of the tag file (a value of a few KiB spans two pages: two reads, not
-    /// four), each decrypted and cut to its meaningful length. The first page that does not
-    /// authenticate (or cannot be read whole) is `Tampered`, naming that page.
-    pub(crate) fn read_pages(&self, c: &LogCrypt, first: u64, count: usize) -> Result<Vec<Bytes>> {
-        let tampered = |page| Error::Tampered {
-            file: self.path.clone(),
-            page,
-        };
+    /// Encrypted: the `count` pages from `first`, read with one pread of the data file and
+    /// one of the tag file, and decrypted in place. Returns their bytes and, page by page,
+    /// its meaningful length, or `None` if it does not authenticate or cannot be read whole.
+    fn open_pages(
+        &self,
+        c: &LogCrypt,
+        first: u64,
+        count: usize,
+    ) -> Result<(Vec<u8>, Vec<Option<usize>>)> {
         let mut data = vec![0u8; count * PAGE];
         let got = self.read_at_most(&mut data, first * PAGE as u64)?;
         let mut entries = vec![0u8; count * ENTRY];
         let got_entries = read_at_most(&c.tag, &c.tag_path, &mut entries, entry_off(first))?;
-        let mut lens = Vec::with_capacity(count);
-        for (i, (p, e)) in data
+        let lens = data
             .chunks_exact_mut(PAGE)
             .zip(entries.chunks_exact(ENTRY))
             .enumerate()
-        {
-            let page = first + i as u64;
-            if got < (i + 1) * PAGE || got_entries < (i + 1) * ENTRY {
-                return Err(tampered(page));
-            }
-            let info = c
-                .cipher
-                .open_page(page, Role::Data, p, e)
-                .map_err(|_| tampered(page))?;
-            lens.push(info.len as usize);
-        }
+            .map(|(i, (p, e))| {
+                let whole = (i + 1) * PAGE <= got && (i + 1) * ENTRY <= got_entries;
+                let info = c.cipher.open_page(first + i as u64, Role::Data, p, e);
+                info.ok().filter(|_| whole).map(|info| info.len as usize)
+            })
+            .collect();
+        Ok((data, lens))
+    }
+
+    /// Encrypted: up to `count` consecutive pages from `first` (`open_pages`: a value of a
+    /// few KiB spans two pages, read with two preads, not four), each cut to its meaningful
+    /// length. The run stops before the first page that does not authenticate (or cannot be
+    /// read whole); if that is `first` itself, it is `Tampered`, naming the page. So a caller
+    /// that needs the pages after the run asks again from there, and meets the same errors,
+    /// in the same order, as it would reading page by page.
+    pub(crate) fn read_pages(&self, c: &LogCrypt, first: u64, count: usize) -> Result<Vec<Bytes>> {
+        let (data, lens) = self.open_pages(c, first, count)?;
         let data = Bytes::from(data);
-        Ok(lens
+        let pages: Vec<Bytes> = lens
             .into_iter()
+            .map_while(|len| len)
             .enumerate()
             .map(|(i, len)| data.slice(i * PAGE..i * PAGE + len))
-            .collect())
+            .collect();
+        if pages.is_empty() {
+            return Err(Error::Tampered {
+                file: self.path.clone(),
+                page: first,
+            });
+        }
+        Ok(pages)
     }
 
     /// `len` bytes at `offset` of the log's plaintext (the file's bytes when not encrypted),
@@ -492,18 +498,25 @@ impl DataFile {
         let mut at = offset;
         while at < end {
             let page = at / PAGE as u64;
-            let p = self.read_page(c, page)?;
-            let from = (at - page * PAGE as u64) as usize;
-            let to = ((end - page * PAGE as u64) as usize).min(PAGE);
-            if p.len() < to {
-                return Err(Error::Corrupt {
-                    file: self.path.clone(),
-                    offset,
-                    reason: "value extends past the end of its log file",
-                });
+            let last = (end - 1) / PAGE as u64;
+            for (i, p) in self
+                .read_pages(c, page, (last - page) as usize + 1)?
+                .iter()
+                .enumerate()
+            {
+                let pstart = (page + i as u64) * PAGE as u64;
+                let from = (at - pstart) as usize;
+                let to = ((end - pstart) as usize).min(PAGE);
+                if p.len() < to {
+                    return Err(Error::Corrupt {
+                        file: self.path.clone(),
+                        offset,
+                        reason: "value extends past the end of its log file",
+                    });
+                }
+                out.extend_from_slice(&p[from..to]);
+                at = pstart + to as u64;
             }
-            out.extend_from_slice(&p[from..to]);
-            at = page * PAGE as u64 + to as u64;
         }
         Ok(out)
     }
@@ -527,18 +540,13 @@ impl DataFile {
         }
         let first = offset / PAGE as u64;
         let last = (offset + buf.len() as u64 - 1) / PAGE as u64;
-        let pages = (last - first + 1) as usize;
-        let mut data = vec![0u8; pages * PAGE];
-        let got = self.read_at_most(&mut data, first * PAGE as u64)?;
-        let mut entries = vec![0u8; pages * ENTRY];
-        let got_entries = read_at_most(&c.tag, &c.tag_path, &mut entries, entry_off(first))?;
-        for (i, (p, e)) in data.chunks_mut(PAGE).zip(entries.chunks(ENTRY)).enumerate() {
-            let page = first + i as u64;
-            let whole = (i + 1) * PAGE <= got && (i + 1) * ENTRY <= got_entries;
-            match c.cipher.open_page(page, Role::Data, p, e) {
-                Ok(info) if whole => p[info.len as usize..].fill(0),
-                _ => {
+        let (mut data, lens) = self.open_pages(c, first, (last - first + 1) as usize)?;
+        for (i, (p, len)) in data.chunks_mut(PAGE).zip(lens).enumerate() {
+            match len {
+                Some(len) => p[len..].fill(0),
+                None => {
                     p.fill(0);
+                    let page = first + i as u64;
                     let e = Error::Tampered {
                         file: self.path.clone(),
                         page,
