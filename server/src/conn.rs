@@ -299,6 +299,7 @@ impl Connection {
                 stats,
                 gsn: 0,
                 after: After::Nothing,
+                other_db: None,
             };
             let reply = cmd::execute(&mut ctx, &args);
             let (gsn, after) = (ctx.gsn, ctx.after);
@@ -468,7 +469,7 @@ fn unsynced_gsn(shared: &Shared) -> Gsn {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize};
 
     use bytes::Bytes;
     use parking_lot::Mutex;
@@ -498,6 +499,8 @@ mod tests {
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             reactor: 0,
+            multi: AtomicI64::new(-1),
+            dirty_cas: AtomicBool::new(false),
         });
         let client = Client {
             meta,
@@ -505,6 +508,8 @@ mod tests {
             version: Version::Resp2,
             authed: true,
             last_write_gsn: 0,
+            multi: None,
+            watched: Vec::new(),
         };
         let conn = Connection::new(
             TcpStream::from_std(ours),

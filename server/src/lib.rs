@@ -30,9 +30,10 @@ use respite_storage::Engine;
 use slog::{Logger, info, o, warn};
 
 pub use cmd::REDIS_VERSION;
+use cmd::Watches;
 pub use config::{Config, ConfigError};
 use reactor::{Reactor, WAKER};
-use shared::{ReactorStats, Remote, Shared, ShutdownSignal, now_ms};
+use shared::{Gate, ReactorStats, Remote, Shared, ShutdownSignal, now_ms};
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +234,8 @@ impl Server {
             shutdown: signal,
             last_save_unix: AtomicU64::new(now_ms() / 1000),
             rejected_connections: AtomicU64::new(0),
+            gate: Gate::new(threads),
+            watches: Watches::default(),
         });
 
         let mut listeners = Some(listeners);

@@ -316,6 +316,8 @@ impl Reactor {
             qbuf: 0.into(),
             killed: false.into(),
             reactor: self.id,
+            multi: (-1).into(),
+            dirty_cas: false.into(),
         });
         slog::debug!(self.shared.log, "Accepted"; "addr" => &meta.addr, "id" => id, "reactor" => self.id);
         self.shared.reactors[self.id]
@@ -328,6 +330,8 @@ impl Reactor {
             version: Version::Resp2,
             authed: self.cached.config.requirepass.is_none(),
             last_write_gsn: 0,
+            multi: None,
+            watched: Vec::new(),
         };
         let decoder = Decoder::new(self.cached.config.limits());
         self.conns[index] = Some(Connection::new(stream, client, decoder));
@@ -407,6 +411,7 @@ impl Reactor {
             self.holders.swap_remove(at);
         }
         let _ = self.poll.registry().deregister(&mut c.stream);
+        crate::cmd::forget_watches(&self.shared.watches, &mut c.client);
         let id = c.client.meta.id;
         self.shared.reactors[self.id].clients.lock().remove(&id);
         self.shared.clients.fetch_sub(1, Ordering::SeqCst);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +50,10 @@ pub struct Shared {
     pub last_save_unix: AtomicU64,
     /// Connections refused by maxclients.
     pub rejected_connections: AtomicU64,
+    /// Keeps other clients' commands out of a running EXEC.
+    pub gate: Gate,
+    /// Keys clients WATCH.
+    pub watches: crate::cmd::Watches,
 }
 
 /// A reactor as seen from other threads.
@@ -143,6 +147,103 @@ pub struct ClientMeta {
     pub killed: AtomicBool,
     /// Which reactor owns it.
     pub reactor: usize,
+    /// Commands queued since MULTI, or -1 outside MULTI (CLIENT LIST's `multi=`).
+    pub multi: AtomicI64,
+    /// A key it WATCHes was written: its next EXEC fails (CLIENT LIST's flag `d`).
+    pub dirty_cas: AtomicBool,
+}
+
+/// Keeps commands out of a running transaction: a lock that readers take on their own cache
+/// line, so two reactors running ordinary commands never write to a shared word.
+///
+/// Every command runs inside `enter`, EXEC inside `exclusive`. A reactor announces itself in
+/// its slot and then looks at `exclusive`; EXEC raises `exclusive` and then waits until every
+/// slot is empty. Both sides use SeqCst for the store-then-load (Dekker's pattern), so at
+/// least one of them sees the other. Nobody blocks while holding either side: a command runs
+/// to completion without waiting for another thread, so the waits are short spins.
+pub struct Gate {
+    exclusive: AtomicBool,
+    slots: Box<[Slot]>,
+    writers: Mutex<()>,
+}
+
+/// One reactor's count of commands in flight, alone on its cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Slot(AtomicUsize);
+
+/// A command in flight (see `Gate::enter`).
+pub struct Entered<'a>(&'a AtomicUsize);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// A running transaction (see `Gate::exclusive`).
+pub struct Exclusive<'a> {
+    gate: &'a Gate,
+    _writers: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        self.gate.exclusive.store(false, Ordering::Release);
+    }
+}
+
+impl Gate {
+    /// A gate for `reactors` event loops (at least one slot).
+    #[must_use]
+    pub fn new(reactors: usize) -> Self {
+        Gate {
+            exclusive: AtomicBool::new(false),
+            slots: (0..reactors.max(1)).map(|_| Slot::default()).collect(),
+            writers: Mutex::new(()),
+        }
+    }
+
+    /// Enters as an ordinary command of reactor `reactor`, waiting while a transaction runs.
+    pub fn enter(&self, reactor: usize) -> Entered<'_> {
+        let slot = &self.slots[reactor % self.slots.len()].0;
+        loop {
+            slot.fetch_add(1, Ordering::SeqCst);
+            if !self.exclusive.load(Ordering::SeqCst) {
+                return Entered(slot);
+            }
+            slot.fetch_sub(1, Ordering::SeqCst);
+            wait_while(|| self.exclusive.load(Ordering::Acquire));
+        }
+    }
+
+    /// Waits until no command runs and keeps new ones out until the guard is dropped. The
+    /// caller must not hold an `Entered` of its own.
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        let writers = self.writers.lock();
+        self.exclusive.store(true, Ordering::SeqCst);
+        for slot in &*self.slots {
+            wait_while(|| slot.0.load(Ordering::SeqCst) != 0);
+        }
+        Exclusive {
+            gate: self,
+            _writers: writers,
+        }
+    }
+}
+
+/// Spins briefly, then yields, while `busy` holds: the other side finishes a command or a
+/// transaction, which never waits for us.
+fn wait_while(busy: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while busy() {
+        if spins < 64 {
+            std::hint::spin_loop();
+            spins += 1;
+        } else {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// Shutdown request shared with signal handlers and handles.

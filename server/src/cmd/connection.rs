@@ -139,6 +139,7 @@ pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    super::multi::discard_state(ctx);
     ctx.client.db = 0;
     ctx.client.meta.db.store(0, Ordering::Relaxed);
     ctx.client.version = Version::Resp2;
@@ -164,11 +165,23 @@ pub fn client_line(ctx: &Ctx<'_>, c: &ClientMeta) -> String {
     };
     let qbuf = c.qbuf.load(Ordering::Relaxed);
     let omem = c.omem.load(Ordering::Relaxed);
+    let multi = c.multi.load(Ordering::Relaxed);
+    // Redis's letters in its order: x in MULTI, d when a watched key changed, N for none.
+    let mut flags = String::new();
+    if multi >= 0 {
+        flags.push('x');
+    }
+    if c.dirty_cas.load(Ordering::Relaxed) {
+        flags.push('d');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags=N db={} sub=0 psub=0 \
-         ssub=0 multi=-1 qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
+        "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} sub=0 \
+         psub=0 ssub=0 multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 \
          oll=0 omem={omem} tot-mem={} events=r cmd={cmd} user=default redir=-1 resp={} \
          lib-name={lib_name} lib-ver={lib_ver}",
         c.id,

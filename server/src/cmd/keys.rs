@@ -243,6 +243,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
+    ctx.other_db = (dst_db != ctx.db()).then_some(dst_db);
     let (copied, gsn) = ctx
         .shared
         .engine
@@ -258,6 +259,7 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
+    ctx.other_db = Some(dst);
     let (moved, gsn) = ctx.shared.engine.move_key(ctx.db(), &args[1], dst)?;
     ctx.wrote(gsn);
     Ok(int(i64::from(moved)))
