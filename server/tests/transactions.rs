@@ -59,6 +59,33 @@ fn queued_commands_run_at_exec_and_errors_follow_redis() {
     );
     c.call(&["EXISTS", "c"], ":0\r\n");
 
+    // A subcommand's name and arity are checked while queueing.
+    c.call(&["MULTI"], "+OK\r\n");
+    c.call(&["SET", "c", "1"], "+QUEUED\r\n");
+    c.call(
+        &["CONFIG", "GET"],
+        "-ERR wrong number of arguments for 'config|get' command\r\n",
+    );
+    c.call(
+        &["CLIENT", "nosuch"],
+        "-ERR unknown subcommand 'nosuch'. Try CLIENT HELP.\r\n",
+    );
+    c.call(&["CLIENT", "ID"], "+QUEUED\r\n");
+    c.call(
+        &["EXEC"],
+        "-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+    c.call(&["EXISTS", "c"], ":0\r\n");
+    // A refused EXEC ends the transaction with EXECABORT, inside MULTI or not.
+    c.call(&["MULTI"], "+OK\r\n");
+    c.call(&["SET", "c", "1"], "+QUEUED\r\n");
+    let abort = "-EXECABORT Transaction discarded because of: wrong number of arguments for \
+                 'exec' command\r\n";
+    c.call(&["EXEC", "x"], abort);
+    c.call(&["DISCARD"], "-ERR DISCARD without MULTI\r\n");
+    c.call(&["EXEC", "x"], abort);
+    c.call(&["EXISTS", "c"], ":0\r\n");
+
     // DISCARD and RESET drop the queue.
     c.call(&["MULTI"], "+OK\r\n");
     c.call(&["SET", "d", "1"], "+QUEUED\r\n");
@@ -130,6 +157,13 @@ fn watch_aborts_exec_only_when_a_watched_key_really_changed() {
     a.call(&["MULTI"], "+OK\r\n");
     a.call(&["INCR", "k"], "+QUEUED\r\n");
     a.call(&["EXEC"], "*1\r\n:4\r\n");
+
+    // A flush changes only the watched keys that existed.
+    a.call(&["WATCH", "missing"], "+OK\r\n");
+    b.call(&["FLUSHALL"], "+OK\r\n");
+    a.call(&["MULTI"], "+OK\r\n");
+    a.call(&["SET", "k", "4"], "+QUEUED\r\n");
+    a.call(&["EXEC"], "*1\r\n+OK\r\n");
 
     // Each kind of write marks the watcher: DEL, EXPIRE, RENAME's destination, MSET's second
     // key, FLUSHDB, MOVE into the watched database, COPY's destination.

@@ -223,39 +223,40 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("wait", 3, NOSCRIPT, 0, 0, 0, "generic", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", server::wait),
 ];
 
-/// Subcommands of container commands, for CLIENT LIST's `cmd=client|list`.
-pub static SUBCOMMANDS: &[&str] = &[
-    "client|id",
-    "client|setname",
-    "client|getname",
-    "client|info",
-    "client|list",
-    "client|kill",
-    "client|setinfo",
-    "client|no-evict",
-    "client|no-touch",
-    "client|help",
-    "config|get",
-    "config|set",
-    "config|resetstat",
-    "config|rewrite",
-    "config|help",
-    "command|count",
-    "command|list",
-    "command|info",
-    "command|docs",
-    "command|getkeys",
-    "command|help",
-    "object|encoding",
-    "object|refcount",
-    "object|idletime",
-    "object|freq",
-    "object|help",
-    "memory|usage",
-    "memory|doctor",
-    "memory|help",
-    "function|list",
-    "function|flush",
+/// Subcommands of container commands with Redis's arity (as for commands), for CLIENT
+/// LIST's `cmd=client|list` and for checking a subcommand queued inside MULTI.
+pub static SUBCOMMANDS: &[(&str, i32)] = &[
+    ("client|id", 2),
+    ("client|setname", 3),
+    ("client|getname", 2),
+    ("client|info", 2),
+    ("client|list", -2),
+    ("client|kill", -3),
+    ("client|setinfo", 4),
+    ("client|no-evict", 3),
+    ("client|no-touch", 3),
+    ("client|help", 2),
+    ("config|get", -3),
+    ("config|set", -4),
+    ("config|resetstat", 2),
+    ("config|rewrite", 2),
+    ("config|help", 2),
+    ("command|count", 2),
+    ("command|list", -2),
+    ("command|info", -2),
+    ("command|docs", -2),
+    ("command|getkeys", -4),
+    ("command|help", 2),
+    ("object|encoding", 3),
+    ("object|refcount", 3),
+    ("object|idletime", 3),
+    ("object|freq", 3),
+    ("object|help", 2),
+    ("memory|usage", -3),
+    ("memory|doctor", 2),
+    ("memory|help", 2),
+    ("function|list", -2),
+    ("function|flush", -2),
 ];
 
 /// `last_cmd` packs the table index in the low 16 bits and 1 + the SUBCOMMANDS index above.
@@ -272,7 +273,7 @@ fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
     };
     SUBCOMMANDS
         .iter()
-        .position(|full| {
+        .position(|(full, _)| {
             full.split_once('|')
                 .is_some_and(|(c, s)| c == spec.name && sub.eq_ignore_ascii_case(s.as_bytes()))
         })
@@ -284,7 +285,7 @@ fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
 pub fn last_command_name(packed: usize) -> &'static str {
     let sub = packed >> SUB_SHIFT;
     if sub > 0
-        && let Some(name) = SUBCOMMANDS.get(sub - 1)
+        && let Some((name, _)) = SUBCOMMANDS.get(sub - 1)
     {
         return name;
     }
@@ -414,6 +415,11 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let checked = check(ctx, args);
     let spec = match checked {
         Ok(spec) => spec,
+        Err(e) if is(&args[0], "exec") => {
+            // Redis answers a refused EXEC with EXECABORT and ends the transaction.
+            multi::discard_state(ctx);
+            return Err(multi::exec_abort(&e));
+        }
         Err(e) => {
             // A request refused while queueing dooms the transaction.
             multi::flag_error(ctx);
@@ -447,10 +453,28 @@ fn check(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<&'static CommandSpec, CmdE
             "ERR Command not allowed inside a transaction",
         ));
     }
+    let sub = subcommand_bits(spec, args);
+    // Redis checks a subcommand's name and arity before queueing it; outside MULTI the
+    // container's handler gives the same errors itself.
+    if ctx.client.multi.is_some() && spec.flags & CONTAINER != 0 && args.len() > 1 {
+        let (_, arity) = sub
+            .checked_sub(1 << SUB_SHIFT)
+            .and_then(|i| SUBCOMMANDS.get(i >> SUB_SHIFT))
+            .ok_or_else(|| unknown_sub(args))?;
+        let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
+        sub_arity(
+            args,
+            if *arity >= 0 {
+                n == *arity
+            } else {
+                n >= -arity
+            },
+        )?;
+    }
     ctx.client
         .meta
         .last_cmd
-        .store(index | subcommand_bits(spec, args), Ordering::Relaxed);
+        .store(index | sub, Ordering::Relaxed);
     Ok(spec)
 }
 
@@ -460,13 +484,23 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     // reply.rs words as MISCONF); no per-command check is needed here.
     let before = std::mem::take(&mut ctx.gsn);
     ctx.other_db = None;
+    let watches = &ctx.shared.watches;
+    // A flush changes the watched keys that exist when it runs: find them first.
+    let flushed = match spec.name {
+        "flushdb" => Some(Some(ctx.client.db)),
+        "flushall" => Some(None),
+        _ => None,
+    }
+    .filter(|_| watches.any())
+    .map(|scope| watches.existing(&ctx.shared.engine, scope));
     let result = (spec.handler)(ctx, args);
     // A GSN means the command changed something: a failed SET NX or a DEL of a missing key
     // gets none and leaves watchers alone, as in Redis.
     if ctx.gsn > 0 && spec.flags & WRITE != 0 {
-        ctx.shared
-            .watches
-            .wrote(spec, args, ctx.client.db, ctx.other_db);
+        match flushed {
+            Some(clients) => multi::mark_dirty(&clients),
+            None => watches.wrote(spec, args, ctx.client.db, ctx.other_db),
+        }
     }
     ctx.gsn = ctx.gsn.max(before);
     result
@@ -644,7 +678,7 @@ mod tests {
             "get"
         );
         assert_eq!(last_command_name(usize::MAX), "NULL");
-        for full in SUBCOMMANDS {
+        for (full, _) in SUBCOMMANDS {
             let (container, _) = full.split_once('|').unwrap();
             let spec = lookup(container.as_bytes()).unwrap().1;
             assert!(spec.flags & CONTAINER != 0, "{full}");

@@ -119,46 +119,53 @@ impl Watches {
     }
 
     /// True while any client watches any key.
-    fn any(&self) -> bool {
+    pub fn any(&self) -> bool {
         self.count.load(Ordering::Acquire) > 0
     }
 
     /// Marks the watchers of `key` in `db` dirty.
     fn touch(keys: &WatchMap, db: usize, key: &Bytes) {
         if let Some(list) = keys.get(&(db, key.clone())) {
-            for c in list {
-                c.dirty_cas.store(true, Ordering::SeqCst);
-            }
+            mark_dirty(list);
         }
     }
 
+    /// The clients watching a key that exists now in `db` (every database if None): those a
+    /// flush of it is about to change. Watchers of absent keys see no change, as in Redis.
+    pub fn existing(
+        &self,
+        engine: &respite_storage::Engine,
+        db: Option<usize>,
+    ) -> Vec<Arc<ClientMeta>> {
+        let keys = self.keys.lock();
+        keys.iter()
+            .filter(|((d, key), _)| {
+                db.is_none_or(|db| db == *d) && engine.exists(*d, key).unwrap_or(true)
+            })
+            .flat_map(|(_, list)| list.iter().cloned())
+            .collect()
+    }
+
     /// Marks dirty the watchers of every key `spec` names in `args`, in `db` and in `other_db`
-    /// (the destination of MOVE and COPY); FLUSHDB and FLUSHALL mark whole databases.
+    /// (the destination of MOVE and COPY).
     pub fn wrote(&self, spec: &CommandSpec, args: &[Bytes], db: usize, other_db: Option<usize>) {
         if !self.any() {
             return;
         }
         let keys = self.keys.lock();
-        match spec.name {
-            "flushall" | "flushdb" => {
-                let all = spec.name == "flushall";
-                for ((d, _), list) in keys.iter() {
-                    if all || *d == db {
-                        for c in list {
-                            c.dirty_cas.store(true, Ordering::SeqCst);
-                        }
-                    }
-                }
-            }
-            _ => {
-                for key in super::key_args(spec, args) {
-                    Self::touch(&keys, db, key);
-                    if let Some(other) = other_db {
-                        Self::touch(&keys, other, key);
-                    }
-                }
+        for key in super::key_args(spec, args) {
+            Self::touch(&keys, db, key);
+            if let Some(other) = other_db {
+                Self::touch(&keys, other, key);
             }
         }
+    }
+}
+
+/// Marks clients dirty: a key they watch changed.
+pub fn mark_dirty(clients: &[Arc<ClientMeta>]) {
+    for c in clients {
+        c.dirty_cas.store(true, Ordering::SeqCst);
     }
 }
 
@@ -185,6 +192,17 @@ pub fn queue(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[Bytes]) -> C
     let n = i64::try_from(multi.queued.len()).unwrap_or(i64::MAX);
     ctx.client.meta.multi.store(n, Ordering::Relaxed);
     Ok(Reply::simple("QUEUED"))
+}
+
+/// Redis's answer to an EXEC refused before it runs (wrong arity, NOAUTH): the error text
+/// after "EXECABORT Transaction discarded because of: ", without its ERR code.
+pub fn exec_abort(e: &CmdError) -> CmdError {
+    let text = match e.reply() {
+        Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
+        _ => String::new(),
+    };
+    let why = text.strip_prefix("ERR ").unwrap_or(&text);
+    CmdError::Text(format!("EXECABORT Transaction discarded because of: {why}"))
 }
 
 /// An error while queueing: EXEC will answer EXECABORT.

@@ -204,6 +204,26 @@ impl Server {
     }
 }
 
+/// Runs a script of `tests/py/` with the server's port as its argument, fails the test
+/// with its output unless it exits 0, and returns its stdout.
+pub fn run_python(script: &str, server: &Server) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(path)
+        .arg(server.port.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
