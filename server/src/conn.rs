@@ -300,6 +300,7 @@ impl Connection {
                 gsn: 0,
                 after: After::Nothing,
                 other_db: None,
+                touched: false,
             };
             let reply = cmd::execute(&mut ctx, &args);
             let (gsn, after) = (ctx.gsn, ctx.after);

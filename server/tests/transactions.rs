@@ -174,6 +174,7 @@ fn watch_aborts_exec_only_when_a_watched_key_really_changed() {
         &["MSET", "x", "1", "k", "2"],
         &["FLUSHDB"],
         &["COPY", "x", "k", "REPLACE"],
+        &["APPEND", "k", ""],
     ];
     for write in writes {
         b.call(&["SET", "k", "v"], "+OK\r\n");

@@ -357,6 +357,9 @@ pub struct Ctx<'a> {
     pub gsn: Gsn,
     /// Follow-up for the connection.
     pub after: After,
+    /// The command changed its keys without writing a record (APPEND of nothing): their
+    /// WATCHers must hear of it all the same.
+    pub touched: bool,
     /// A second database the command wrote its keys in (MOVE and COPY's destination), so
     /// WATCHes there see the write.
     pub other_db: Option<usize>,
@@ -484,6 +487,7 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     // reply.rs words as MISCONF); no per-command check is needed here.
     let before = std::mem::take(&mut ctx.gsn);
     ctx.other_db = None;
+    ctx.touched = false;
     let watches = &ctx.shared.watches;
     // A flush changes the watched keys that exist when it runs: find them first.
     let flushed = match spec.name {
@@ -496,7 +500,7 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     let result = (spec.handler)(ctx, args);
     // A GSN means the command changed something: a failed SET NX or a DEL of a missing key
     // gets none and leaves watchers alone, as in Redis.
-    if ctx.gsn > 0 && spec.flags & WRITE != 0 {
+    if (ctx.gsn > 0 || ctx.touched) && spec.flags & WRITE != 0 {
         match flushed {
             Some(clients) => multi::mark_dirty(&clients),
             None => watches.wrote(spec, args, ctx.client.db, ctx.other_db),
