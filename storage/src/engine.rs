@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::thread::{JoinHandle, Thread};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use crossbeam_epoch::{self as epoch, Guard};
 use crossbeam_skiplist::SkipMap;
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -21,6 +21,15 @@ use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
 use crate::writer::{Log, Writer};
+
+/// `b[from..to]` without `Bytes::slice`, which takes a second reference to the shared
+/// buffer (an atomic add, and later a sub, on a counter every reactor reading that cached
+/// block touches): the reference the caller owns is narrowed in place instead.
+fn narrow(mut b: Bytes, from: usize, to: usize) -> Bytes {
+    b.truncate(to);
+    b.advance(from);
+    b
+}
 
 /// Largest value a record can hold.
 const MAX_VALUE: usize = 1 << 30;
@@ -351,7 +360,7 @@ impl Inner {
                 let in_block = (off % BLOCK) as usize;
                 if let Some(b) = self.cache.get(file, first, in_block + len) {
                     self.cache.count_hit();
-                    return Ok(b.slice(in_block..in_block + len));
+                    return Ok(narrow(b, in_block, in_block + len));
                 }
             }
         }
@@ -457,7 +466,7 @@ impl Inner {
                 fresh(d)?
             };
             if first == last {
-                return Ok(data.slice(from as usize..to as usize));
+                return Ok(narrow(data, from as usize, to as usize));
             }
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
