@@ -31,8 +31,8 @@ pub enum CmdError {
     DbIndex,
     /// `NOAUTH Authentication required.`
     NoAuth,
-    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
-    UnknownSubcommand { cmd: String, sub: String },
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.` (`sub` as the client sent it).
+    UnknownSubcommand { cmd: String, sub: Bytes },
     /// Writes are refused after a failed fsync: `MISCONF ...`.
     Misconf(String),
     /// Data on disk failed its check (an encrypted page that does not authenticate, a
@@ -43,6 +43,9 @@ pub enum CmdError {
     Text(String),
     /// A fixed error line.
     Static(&'static str),
+    /// An error line that quotes the client's bytes as Redis does (`%s` of a C string: up
+    /// to the first NUL, not made valid UTF-8).
+    Raw(Vec<u8>),
 }
 
 impl CmdError {
@@ -51,10 +54,17 @@ impl CmdError {
         CmdError::Text(format!("ERR {text}"))
     }
 
-    /// The error line (without `-` and CRLF).
+    /// The error line (without `-` and CRLF), made valid UTF-8 (for tests).
+    #[cfg(test)]
     #[must_use]
     pub fn text(&self) -> String {
-        match self {
+        String::from_utf8_lossy(&self.line()).into_owned()
+    }
+
+    /// The error line's bytes (without `-` and CRLF).
+    #[must_use]
+    pub fn line(&self) -> Vec<u8> {
+        let text: String = match self {
             CmdError::Arity(name) => format!("ERR wrong number of arguments for '{name}' command"),
             CmdError::Syntax => "ERR syntax error".into(),
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
@@ -68,23 +78,25 @@ impl CmdError {
             CmdError::DbIndex => "ERR DB index is out of range".into(),
             CmdError::NoAuth => "NOAUTH Authentication required.".into(),
             CmdError::UnknownSubcommand { cmd, sub } => {
-                format!(
-                    "ERR unknown subcommand '{}'. Try {cmd} HELP.",
-                    truncate(sub, 128)
-                )
+                let mut line = b"ERR unknown subcommand '".to_vec();
+                line.extend_from_slice(cbytes(sub, 128));
+                line.extend_from_slice(format!("'. Try {cmd} HELP.").as_bytes());
+                return line;
             }
+            CmdError::Raw(line) => return line.clone(),
             CmdError::Misconf(why) => misconf_text(why),
             CmdError::Damaged(what) => format!("ERR {what}"),
             CmdError::Text(t) => t.clone(),
             CmdError::Static(t) => (*t).to_owned(),
-        }
+        };
+        text.into_bytes()
     }
 
     /// The error as a reply value. Newlines are replaced by spaces, as Redis does, so an
     /// error can never break the protocol.
     #[must_use]
     pub fn reply(&self) -> Reply {
-        let mut t = self.text().into_bytes();
+        let mut t = self.line();
         for b in &mut t {
             if *b == b'\r' || *b == b'\n' {
                 *b = b' ';
@@ -117,39 +129,33 @@ impl From<respite_storage::Error> for CmdError {
 /// A command's outcome.
 pub type CmdResult = Result<Reply, CmdError>;
 
-/// `s` cut to at most `n` bytes (on a char boundary), as Redis's `%.128s`.
+/// What C's `%.<max>s` prints of an argument: its bytes up to the first NUL, at most `max`.
 #[must_use]
-pub fn truncate(s: &str, n: usize) -> &str {
-    if s.len() <= n {
-        return s;
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+pub fn cbytes(b: &[u8], max: usize) -> &[u8] {
+    let b = b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n]);
+    &b[..b.len().min(max)]
 }
 
 /// Redis's `unknown command` error:
-/// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
+/// `ERR unknown command 'foo', with args beginning with: 'a' 'b' `, quoting the client's
+/// bytes as Redis's printf does (each argument up to a NUL, 128 bytes in all).
 #[must_use]
 pub fn unknown_command(args: &[Bytes]) -> CmdError {
-    let name = String::from_utf8_lossy(&args[0]);
-    let mut rest = String::new();
+    let mut rest = Vec::new();
     for a in &args[1..] {
         if rest.len() >= 128 {
             break;
         }
-        let a = String::from_utf8_lossy(a);
         let room = 128 - rest.len();
-        rest.push('\'');
-        rest.push_str(truncate(&a, room));
-        rest.push_str("' ");
+        rest.push(b'\'');
+        rest.extend_from_slice(cbytes(a, room));
+        rest.extend_from_slice(b"' ");
     }
-    CmdError::Text(format!(
-        "ERR unknown command '{}', with args beginning with: {rest}",
-        truncate(&name, 128)
-    ))
+    let mut line = b"ERR unknown command '".to_vec();
+    line.extend_from_slice(cbytes(&args[0], 128));
+    line.extend_from_slice(b"', with args beginning with: ");
+    line.extend_from_slice(&rest);
+    CmdError::Raw(line)
 }
 
 #[cfg(test)]
@@ -167,6 +173,20 @@ mod tests {
         assert_eq!(
             unknown_command(&args).text(),
             "ERR unknown command 'foo', with args beginning with: "
+        );
+    }
+
+    #[test]
+    fn client_bytes_are_quoted_as_c_strings() {
+        let args = vec![
+            Bytes::from_static(b"fo\xffo\0bar"),
+            Bytes::from_static(b"1\0x"),
+        ];
+        assert_eq!(
+            unknown_command(&args).reply(),
+            Reply::Error(Bytes::from_static(
+                b"ERR unknown command 'fo\xffo', with args beginning with: '1' "
+            ))
         );
     }
 

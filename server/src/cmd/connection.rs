@@ -128,11 +128,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let n = arg_i64(&args[1])?;
-    let db = usize::try_from(n)
-        .ok()
-        .filter(|&d| d < ctx.shared.engine.databases())
-        .ok_or(CmdError::DbIndex)?;
+    let db = super::db_index(ctx, &args[1])?;
     ctx.client.db = db;
     ctx.client.meta.db.store(db, Ordering::Relaxed);
     Ok(Reply::ok())

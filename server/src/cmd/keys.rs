@@ -57,7 +57,9 @@ pub fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         } else if is(a, "LT") {
             lt = true;
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", text(a))));
+            let mut line = b"ERR Unsupported option ".to_vec();
+            line.extend_from_slice(crate::reply::cbytes(a, usize::MAX));
+            return Err(CmdError::Raw(line));
         }
     }
     if nx && (xx || gt || lt) {
@@ -157,11 +159,35 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(out))
 }
 
+/// A SCAN cursor as Redis reads it (`strtoul`, base 10): no leading space; an optional sign,
+/// a minus negating modulo 2^64; digits up to the end or a NUL; an empty cursor is 0; a
+/// value past 2^64 - 1 is refused.
+fn parse_cursor(b: &[u8]) -> Option<u64> {
+    let b = crate::reply::cbytes(b, usize::MAX);
+    if b.first().is_some_and(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() {
+        // strtoul read nothing: the cursor is 0 only if there was nothing to read at all.
+        return b.is_empty().then_some(0);
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 pub fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let cursor = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CmdError::Static("ERR invalid cursor"))?;
+    let cursor = parse_cursor(&args[1]).ok_or(CmdError::Static("ERR invalid cursor"))?;
     let mut pattern: Option<&[u8]> = None;
     let mut count = 10usize;
     let mut type_ok = true;
@@ -215,14 +241,6 @@ pub fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
-fn db_arg(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
-    let n = arg_i64(b)?;
-    usize::try_from(n)
-        .ok()
-        .filter(|&d| d < ctx.shared.engine.databases())
-        .ok_or(CmdError::DbIndex)
-}
-
 pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut dst_db = ctx.db();
     let mut replace = false;
@@ -231,7 +249,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if is(&args[i], "REPLACE") {
             replace = true;
         } else if is(&args[i], "DB") && i + 1 < args.len() {
-            dst_db = db_arg(ctx, &args[i + 1])?;
+            dst_db = super::db_index(ctx, &args[i + 1])?;
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -253,7 +271,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let dst = db_arg(ctx, &args[2])?;
+    let dst = super::db_index(ctx, &args[2])?;
     if dst == ctx.db() {
         return Err(CmdError::Static(
             "ERR source and destination objects are the same",
@@ -289,4 +307,30 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let gsn = ctx.shared.engine.flush(None)?;
     ctx.wrote(gsn);
     Ok(Reply::ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursors_parse_as_strtoul_does() {
+        assert_eq!(parse_cursor(b"0"), Some(0));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"+7"), Some(7));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"12\0junk"), Some(12));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b" 1"[..],
+            b"1 ",
+            b"x",
+            b"-",
+            b"+",
+            b"18446744073709551616",
+            b"1.5",
+        ] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -567,6 +567,25 @@ pub fn arg_i64(b: &[u8]) -> Result<i64, CmdError> {
     parse_i64(b).ok_or(CmdError::NotInteger)
 }
 
+/// A database number argument as Redis reads it (getIntFromObjectOrReply, then selectDb):
+/// not an integer, outside C's int, or not one of our databases, each with Redis's text.
+///
+/// # Errors
+///
+/// `NotInteger`, the int range error, or `DbIndex`.
+pub fn db_index(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
+    let n = arg_i64(b)?;
+    if i32::try_from(n).is_err() {
+        return Err(CmdError::Static(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    usize::try_from(n)
+        .ok()
+        .filter(|&d| d < ctx.shared.engine.databases())
+        .ok_or(CmdError::DbIndex)
+}
+
 /// Redis's string-to-long-double rules for a float argument: no spaces, not NaN.
 #[must_use]
 pub fn parse_f64(b: &[u8]) -> Option<f64> {
@@ -643,8 +662,9 @@ pub fn sub_arity(args: &[Bytes], ok: bool) -> Result<(), CmdError> {
 #[must_use]
 pub fn unknown_sub(args: &[Bytes]) -> CmdError {
     CmdError::UnknownSubcommand {
-        cmd: text(&args[0]).to_ascii_uppercase(),
-        sub: text(&args[1]),
+        cmd: String::from_utf8_lossy(crate::reply::cbytes(&args[0], usize::MAX))
+            .to_ascii_uppercase(),
+        sub: args[1].clone(),
     }
 }
 

@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use respite_protocol::Reply;
 use respite_storage::{Expiry, SetCondition, SetOptions, Update};
 
-use super::{Ctx, arg_i64, bulk_opt, format_f64, int, is, parse_f64, parse_i64};
+use super::{Ctx, arg_i64, bulk_opt, format_f64, int, parse_f64, parse_i64};
 use crate::reply::{CmdError, CmdResult};
 use crate::shared::now_ms;
 
@@ -36,39 +36,116 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_opt(v))
 }
 
-pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut opts = SetOptions::default();
-    let mut expiry_set = false;
-    let mut i = 3;
-    while i < args.len() {
-        let a = &args[i];
-        let next = args.get(i + 1);
-        if is(a, "NX") && opts.condition == SetCondition::Always {
-            opts.condition = SetCondition::IfAbsent;
-        } else if is(a, "XX") && opts.condition == SetCondition::Always {
-            opts.condition = SetCondition::IfPresent;
-        } else if is(a, "GET") {
-            opts.return_old = true;
-        } else if is(a, "KEEPTTL") && !expiry_set {
-            opts.expiry = Expiry::KeepTtl;
-            expiry_set = true;
-        } else if !expiry_set
-            && let Some(next) = next
-            && (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
+/// The part of an argument a C string sees: Redis compares option names with C string
+/// functions, so `NX\0junk` is NX.
+fn cstr(b: &[u8]) -> &[u8] {
+    b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
+}
+
+/// An expire option's value and kind, checked only when Redis checks it.
+#[derive(Clone, Copy)]
+struct ExpireArg<'a> {
+    value: &'a Bytes,
+    /// EX or EXAT (else PX, PXAT).
+    seconds: bool,
+    /// EXAT or PXAT.
+    absolute: bool,
+}
+
+impl ExpireArg<'_> {
+    fn at_ms(self, cmd: &'static str) -> Result<u64, CmdError> {
+        expire_at(
+            self.value,
+            if self.seconds { 1000 } else { 1 },
+            self.absolute,
+            cmd,
+        )
+    }
+}
+
+/// SET's and GETEX's options, parsed by Redis's rules (parseExtendedStringArgumentsOrReply):
+/// an option is refused (syntax error) only when it conflicts with one already given, so
+/// `NX NX` or `EX 1 EX 2` (the last wins) are fine; values are checked later.
+#[derive(Default)]
+struct ExtOptions<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<ExpireArg<'a>>,
+}
+
+fn parse_ext(args: &[Bytes], from: usize, for_set: bool) -> Result<ExtOptions<'_>, CmdError> {
+    let mut o = ExtOptions::default();
+    let mut j = from;
+    while j < args.len() {
+        let opt = cstr(&args[j]);
+        let next = args.get(j + 1);
+        let kind = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
+        let (ex, px, exat, pxat) = match o.expire {
+            Some(e) => (
+                e.seconds && !e.absolute,
+                !e.seconds && !e.absolute,
+                e.seconds && e.absolute,
+                !e.seconds && e.absolute,
+            ),
+            None => (false, false, false, false),
+        };
+        let timed = |except_ex, except_px, except_exat, except_pxat| {
+            !(o.keepttl || o.persist)
+                && (!ex || except_ex)
+                && (!px || except_px)
+                && (!exat || except_exat)
+                && (!pxat || except_pxat)
+        };
+        if kind("NX") && !o.xx && for_set {
+            o.nx = true;
+        } else if kind("XX") && !o.nx && for_set {
+            o.xx = true;
+        } else if kind("GET") && for_set {
+            o.get = true;
+        } else if kind("KEEPTTL") && !o.persist && o.expire.is_none() && for_set {
+            o.keepttl = true;
+        } else if kind("PERSIST") && !for_set && o.expire.is_none() && !o.keepttl {
+            o.persist = true;
+        } else if let Some(value) = next
+            && ((kind("EX") && timed(true, false, false, false))
+                || (kind("PX") && timed(false, true, false, false))
+                || (kind("EXAT") && timed(false, false, true, false))
+                || (kind("PXAT") && timed(false, false, false, true)))
         {
-            let unit = if is(a, "EX") || is(a, "EXAT") {
-                1000
-            } else {
-                1
-            };
-            let absolute = is(a, "EXAT") || is(a, "PXAT");
-            opts.expiry = Expiry::At(expire_at(next, unit, absolute, "set")?);
-            expiry_set = true;
-            i += 1;
+            o.expire = Some(ExpireArg {
+                value,
+                seconds: kind("EX") || kind("EXAT"),
+                absolute: kind("EXAT") || kind("PXAT"),
+            });
+            j += 1;
         } else {
             return Err(CmdError::Syntax);
         }
-        i += 1;
+        j += 1;
+    }
+    Ok(o)
+}
+
+pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let o = parse_ext(args, 3, true)?;
+    let mut opts = SetOptions {
+        return_old: o.get,
+        ..SetOptions::default()
+    };
+    if o.nx {
+        opts.condition = SetCondition::IfAbsent;
+    } else if o.xx {
+        opts.condition = SetCondition::IfPresent;
+    }
+    if o.keepttl {
+        opts.expiry = Expiry::KeepTtl;
+    }
+    // Redis checks the expire value after the syntax, before touching the key.
+    if let Some(e) = o.expire {
+        opts.expiry = Expiry::At(e.at_ms("set")?);
     }
     let out = ctx.shared.engine.set(ctx.db(), &args[1], &args[2], opts)?;
     ctx.wrote(out.gsn);
@@ -143,44 +220,26 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    // None: leave the TTL; Some(None): PERSIST; Some(Some(at)): new expiry.
-    let mut change: Option<Option<u64>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "PERSIST") && change.is_none() {
-            change = Some(None);
-        } else if change.is_none()
-            && let Some(next) = args.get(i + 1)
-            && (is(a, "EX") || is(a, "PX") || is(a, "EXAT") || is(a, "PXAT"))
-        {
-            let unit = if is(a, "EX") || is(a, "EXAT") {
-                1000
-            } else {
-                1
-            };
-            let absolute = is(a, "EXAT") || is(a, "PXAT");
-            change = Some(Some(expire_at(next, unit, absolute, "getex")?));
-            i += 1;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 1;
-    }
+    let o = parse_ext(args, 2, false)?;
     let now = now_ms();
+    // A missing key answers nil before the expire value is checked, as in Redis.
     let (value, gsn) = ctx.shared.engine.update(ctx.db(), &args[1], |cur| {
         let Some(c) = cur else {
-            return (Update::Keep, None);
+            return (Update::Keep, Ok(None));
         };
-        let update = match change {
+        let at = match o.expire.map(|e| e.at_ms("getex")).transpose() {
+            Ok(at) => at,
+            Err(e) => return (Update::Keep, Err(e)),
+        };
+        let update = match at {
+            Some(at) if at <= now => Update::Delete,
+            Some(at) => Update::SetExpiry(Some(at)),
+            None if o.persist && c.expire_at_ms.is_some() => Update::SetExpiry(None),
             None => Update::Keep,
-            Some(Some(at)) if at <= now => Update::Delete,
-            Some(Some(at)) => Update::SetExpiry(Some(at)),
-            Some(None) if c.expire_at_ms.is_some() => Update::SetExpiry(None),
-            Some(None) => Update::Keep,
         };
-        (update, Some(c.value))
+        (update, Ok(Some(c.value)))
     })?;
+    let value = value?;
     ctx.wrote(gsn);
     ctx.hit(value.is_some());
     Ok(bulk_opt(value))
