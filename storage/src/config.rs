@@ -100,6 +100,10 @@ pub struct Config {
     /// tag file beside each; docs/encryption.md). A folder is encrypted or not from its
     /// creation: opening it the other way is an error.
     pub encryption_key: Option<crate::MasterKey>,
+    /// Whether the background sweep deletes expired keys (Redis's active expiry). Off, an
+    /// expired key is deleted only when something reads or writes it (for tests that count
+    /// keys; `Engine::set_active_expire` changes it at run time).
+    pub active_expire: bool,
     /// Where the engine logs (recovery progress, dropped tails, sync failures).
     pub logger: slog::Logger,
 }
@@ -119,6 +123,7 @@ impl Default for Config {
             fixed_max_key_bytes: 64,
             trees: Vec::new(),
             encryption_key: None,
+            active_expire: true,
             logger: slog::Logger::root(slog::Discard, slog::o!()),
         }
     }

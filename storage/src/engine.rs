@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub max_file_bytes: u64,
     pub write_buffer_bytes: usize,
     pub dead_ratio: f64,
+    /// The background sweep deletes expired keys (Config::active_expire).
+    pub active_expire: AtomicBool,
     pub shards: Box<[Shard]>,
     /// Per database: its ConstTree, or None for a VarTree. Empty when no database is a
     /// ConstTree (the VarTree paths then pay one length check).
@@ -851,11 +853,26 @@ impl Engine {
         if let Some(t) = inner.const_tree(db) {
             return Ok(self.const_get(t, key).map(|(v, _)| v));
         }
-        let guard = epoch::pin();
-        match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some(inner.entry_value(key.len(), e)?)),
-            None => Ok(None),
+        self.read_live(db, key, |e| inner.entry_value(key.len(), e))
+            .transpose()
+    }
+
+    /// `f` of the live entry of `key` in VarTree `db`. An expired entry found on the way is
+    /// deleted at once (tombstone and all), as Redis deletes a key on access: DBSIZE stops
+    /// counting it now, not at the next sweep.
+    fn read_live<R>(&self, db: usize, key: &[u8], f: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+        let inner = &*self.inner;
+        let hash = hash_key(key);
+        {
+            let guard = epoch::pin();
+            match inner.lookup(db, hash, key, &guard) {
+                Some(e) if e.expire_at_ms == 0 || e.live(now_ms()) => return Some(f(e)),
+                Some(_) => {}
+                None => return None,
+            }
         }
+        inner.reap(inner.shard_of(hash), db, &[(hash, key)]);
+        None
     }
 
     /// The live value of `key` and its expiry.
@@ -868,11 +885,10 @@ impl Engine {
         if let Some(t) = inner.const_tree(db) {
             return Ok(self.const_get(t, key));
         }
-        let guard = epoch::pin();
-        match inner.lookup_live(db, hash_key(key), key, &guard) {
-            Some(e) => Ok(Some((inner.entry_value(key.len(), e)?, e.expiry()))),
-            None => Ok(None),
-        }
+        self.read_live(db, key, |e| {
+            inner.entry_value(key.len(), e).map(|v| (v, e.expiry()))
+        })
+        .transpose()
     }
 
     /// Whether `key` is live.
@@ -884,11 +900,7 @@ impl Engine {
         if let Some(t) = self.inner.const_tree(db) {
             return Ok(self.const_expiry(t, key).is_some());
         }
-        let guard = epoch::pin();
-        Ok(self
-            .inner
-            .lookup_live(db, hash_key(key), key, &guard)
-            .is_some())
+        Ok(self.read_live(db, key, |_| ()).is_some())
     }
 
     /// None: no such key. Some(None): key without expiry. Some(Some(ms)): expires at ms.
@@ -900,11 +912,7 @@ impl Engine {
         if let Some(t) = self.inner.const_tree(db) {
             return Ok(self.const_expiry(t, key));
         }
-        let guard = epoch::pin();
-        Ok(self
-            .inner
-            .lookup_live(db, hash_key(key), key, &guard)
-            .map(|e| e.expiry()))
+        Ok(self.read_live(db, key, |e| e.expiry()))
     }
 
     /// Byte length of the value, without reading it (STRLEN).
@@ -916,11 +924,7 @@ impl Engine {
         if let Some(t) = self.inner.const_tree(db) {
             return Ok(self.const_expiry(t, key).map(|_| t.value_size()));
         }
-        let guard = epoch::pin();
-        Ok(self
-            .inner
-            .lookup_live(db, hash_key(key), key, &guard)
-            .map(|e| e.value_len as usize))
+        Ok(self.read_live(db, key, |e| e.value_len as usize))
     }
 
     /// Keys in `db`, counting expired keys not yet swept (as Redis's DBSIZE). 0 for an
@@ -957,6 +961,25 @@ impl Engine {
         if let Some(t) = inner.const_tree(db) {
             return Ok(self.const_scan(t, cursor, pattern, count));
         }
+        let mut expired = Vec::new();
+        let out = self.scan_var(db, cursor, pattern, count, &mut expired);
+        // Expired keys the scan matched are deleted now, as Redis's SCAN does.
+        for (shard, hash, key) in &expired {
+            inner.reap(*shard, db, &[(*hash, key)]);
+        }
+        Ok(out)
+    }
+
+    /// `scan` of a VarTree database; expired keys that match are noted in `expired`.
+    fn scan_var(
+        &self,
+        db: usize,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+        expired: &mut Vec<(usize, u64, Bytes)>,
+    ) -> (u64, Vec<Bytes>) {
+        let inner = &*self.inner;
         let count = count.max(1);
         let mut shard = (cursor >> 48) as usize;
         let mut pos: u64 = (cursor & ((1 << 48) - 1)) << 16;
@@ -972,25 +995,27 @@ impl Engine {
                 let g = e.key().hash >> 16;
                 if examined >= count && group != Some(g) {
                     // Stop at a group boundary so a resumed scan repeats nothing it skipped.
-                    return Ok((((shard as u64) << 48) | g, out));
+                    return (((shard as u64) << 48) | g, out);
                 }
                 group = Some(g);
                 examined += 1;
                 let k = e.key().bytes();
-                if e.key().value().load(&guard).live(now)
-                    && pattern.is_none_or(|p| glob_match(p, k))
-                {
-                    out.push(Bytes::copy_from_slice(k));
+                if pattern.is_none_or(|p| glob_match(p, k)) {
+                    if e.key().value().load(&guard).live(now) {
+                        out.push(Bytes::copy_from_slice(k));
+                    } else {
+                        expired.push((shard, e.key().hash, Bytes::copy_from_slice(k)));
+                    }
                 }
                 cur = e.next();
             }
             shard += 1;
             pos = 0;
             if examined >= count && shard < inner.nshards {
-                return Ok(((shard as u64) << 48, out));
+                return ((shard as u64) << 48, out);
             }
         }
-        Ok((0, out))
+        (0, out)
     }
 
     /// A random live key, or None if the database has none.

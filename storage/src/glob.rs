@@ -4,6 +4,12 @@
 ///
 /// Matches the way Redis's `stringmatchlen` does, byte-wise and case-sensitive.
 pub fn glob_match(pattern: &[u8], key: &[u8]) -> bool {
+    // stringmatchlen's loop runs only while both pattern and string remain, so an empty key
+    // matches only an empty pattern; KEYS and SCAN skip matching for a lone `*`, so `*`
+    // still lists it. `**` or `?*` does not.
+    if key.is_empty() {
+        return pattern.is_empty() || pattern == b"*";
+    }
     matches(pattern, key, 0)
 }
 
@@ -113,6 +119,16 @@ fn matches(mut p: &[u8], mut s: &[u8], depth: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_empty_key_matches_only_an_empty_pattern_or_a_lone_star() {
+        assert!(glob_match(b"", b""));
+        assert!(glob_match(b"*", b""));
+        for p in [&b"**"[..], b"?", b"*?", b"[a]", b"a*", b"\\*"] {
+            assert!(!glob_match(p, b""), "{p:?}");
+        }
+        assert!(glob_match(b"**", b"x"));
+    }
+
     use super::glob_match;
 
     #[test]

@@ -86,9 +86,11 @@ pub(crate) fn maint_thread(inner: &Inner) {
         if inner.failed.load(Ordering::Acquire) {
             continue;
         }
-        sweep_step(inner, &mut sweep);
-        for t in inner.consts.iter().flatten() {
-            t.sweep_step(inner);
+        if inner.active_expire.load(Ordering::Relaxed) {
+            sweep_step(inner, &mut sweep);
+            for t in inner.consts.iter().flatten() {
+                t.sweep_step(inner);
+            }
         }
         if let Err(e) = crate::fixed::grow_ahead(inner) {
             slog::warn!(inner.logger, "growing a slot file ahead of need failed; writers will grow it"; "error" => %e);
@@ -159,33 +161,44 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
                     cur = e.next();
                 }
             }
-            if expired.is_empty() {
+            inner.reap(s, db, &expired);
+        }
+    }
+}
+
+impl Inner {
+    /// Deletes those of `keys` ((hash, key) pairs of shard `s` in `db`) that are still
+    /// expired, tombstone and all: the sweep's step, and what a read does with an expired key
+    /// it finds (Redis deletes a key on access, so DBSIZE stops counting it at once). Stops
+    /// at the first failed write (writes refused after a failed fsync: the key stays expired,
+    /// and reads go on).
+    pub(crate) fn reap<K: AsRef<[u8]>>(&self, s: usize, db: usize, keys: &[(u64, K)]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut w = self.shards[s].writer.lock();
+        let guard = epoch::pin();
+        let mut last = 0;
+        for (hash, key) in keys {
+            let (hash, key) = (*hash, key.as_ref());
+            let still = self
+                .lookup(db, hash, key, &guard)
+                .is_some_and(|e| !e.live(now_ms()));
+            if !still {
                 continue;
             }
-            let mut w = inner.shards[s].writer.lock();
-            let guard = epoch::pin();
-            let mut last = 0;
-            for (hash, key) in &expired {
-                let (hash, key) = (*hash, &key[..]);
-                let still = inner
-                    .lookup(db, hash, key, &guard)
-                    .is_some_and(|e| !e.live(now_ms()));
-                if !still {
-                    continue;
+            match self.del_locked(&mut w, db, hash, key, &guard) {
+                Ok(Some(gsn)) => {
+                    self.expired_keys.fetch_add(1, Ordering::Relaxed);
+                    last = gsn;
                 }
-                match inner.del_locked(&mut w, db, hash, key, &guard) {
-                    Ok(Some(gsn)) => {
-                        inner.expired_keys.fetch_add(1, Ordering::Relaxed);
-                        last = gsn;
-                    }
-                    Ok(None) => {}
-                    Err(_) => break,
-                }
+                Ok(None) => {}
+                Err(_) => break,
             }
-            drop(w);
-            if last != 0 && inner.sync_mode() == SyncMode::Always {
-                inner.request_sync(last);
-            }
+        }
+        drop(w);
+        if last != 0 && self.sync_mode() == SyncMode::Always {
+            self.request_sync(last);
         }
     }
 }

@@ -75,3 +75,58 @@ fn ttl_survives_restart_and_expired_keys_are_swept() {
     assert_eq!(e.get(0, b"far").unwrap().unwrap(), &b"1"[..]);
     e.close().unwrap();
 }
+
+/// A read of a key: true when it found the key.
+type Read = fn(&Engine, &[u8]) -> bool;
+
+/// A read that finds an expired key deletes it then and there, as Redis deletes on access:
+/// the key count drops at once, not at the next sweep, and the deletion survives a restart.
+#[test]
+fn reading_an_expired_key_deletes_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // No background sweep: only reads may delete, so the counts below are exact.
+    let cfg = Config {
+        shards: 2,
+        active_expire: false,
+        ..Config::default()
+    };
+    let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+    let past = SetOptions {
+        expiry: Expiry::At(1),
+        ..SetOptions::default()
+    };
+    let reads: [(&[u8], Read); 5] = [
+        (b"by-get", |e, k| e.get(0, k).unwrap().is_some()),
+        (b"by-exists", |e, k| e.exists(0, k).unwrap()),
+        (b"by-expiry", |e, k| e.expiry(0, k).unwrap().is_some()),
+        (b"by-len", |e, k| e.value_len(0, k).unwrap().is_some()),
+        (b"by-get-expiry", |e, k| {
+            e.get_with_expiry(0, k).unwrap().is_some()
+        }),
+    ];
+    e.set(0, b"live", b"v", SetOptions::default()).unwrap();
+    for (key, _) in &reads {
+        e.set(0, key, b"v", past).unwrap();
+    }
+    e.set(0, b"by-scan", b"v", past).unwrap();
+    e.set(0, b"not-matched", b"v", past).unwrap();
+    // Expired but not yet read: counted, as Redis's DBSIZE counts them.
+    assert_eq!(e.len(0), 8);
+    for (n, (key, read)) in reads.iter().enumerate() {
+        assert!(!read(&e, key), "{key:?} reads as present");
+        assert_eq!(e.len(0), 7 - n as u64, "after reading {key:?}");
+    }
+    // SCAN deletes the expired keys its pattern matches, not the others.
+    let (cursor, keys) = e.scan(0, 0, Some(b"by-*"), 1000).unwrap();
+    assert_eq!((cursor, keys.len()), (0, 0));
+    assert_eq!(e.len(0), 2);
+    e.close().unwrap();
+    // The deletions were written: after a restart only the live key and the expired one
+    // nothing read are there (and reading that one deletes it too).
+    let e = Engine::open(dir.path(), cfg).unwrap();
+    assert_eq!(e.len(0), 2);
+    assert!(!e.exists(0, b"not-matched").unwrap());
+    assert_eq!(e.len(0), 1);
+    assert_eq!(e.get(0, b"live").unwrap().as_deref(), Some(&b"v"[..]));
+    e.close().unwrap();
+}
