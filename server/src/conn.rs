@@ -17,7 +17,7 @@ use mio::net::TcpStream;
 use respite_protocol::{Decoder, Reply, encode};
 use respite_storage::Gsn;
 
-use crate::cmd::{self, After, Client, Ctx};
+use crate::cmd::{self, After, Changed, Client, Ctx};
 use crate::reply::misconf_text;
 use crate::shared::{ReactorStats, Shared};
 
@@ -299,8 +299,7 @@ impl Connection {
                 stats,
                 gsn: 0,
                 after: After::Nothing,
-                other_db: None,
-                touched: false,
+                changed: Changed::KeyArgs,
             };
             let reply = cmd::execute(&mut ctx, &args);
             let (gsn, after) = (ctx.gsn, ctx.after);

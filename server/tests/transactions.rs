@@ -154,6 +154,9 @@ fn watch_aborts_exec_only_when_a_watched_key_really_changed() {
     b.call(&["SET", "k", "x", "NX"], "$-1\r\n");
     b.call(&["DEL", "missing"], ":0\r\n");
     b.call(&["SET", "unrelated", "x"], "+OK\r\n");
+    // A DEL that deletes another key but not the watched one, and a COPY from it.
+    b.call(&["DEL", "unrelated", "missing"], ":1\r\n");
+    b.call(&["COPY", "k", "copied"], ":1\r\n");
     a.call(&["MULTI"], "+OK\r\n");
     a.call(&["INCR", "k"], "+QUEUED\r\n");
     a.call(&["EXEC"], "*1\r\n:4\r\n");

@@ -12,9 +12,13 @@ use crate::shared::now_ms;
 
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
+    ctx.exact_changes();
     for k in &args[1..] {
         let (deleted, gsn) = ctx.shared.engine.delete(ctx.db(), k)?;
         ctx.wrote(gsn);
+        if deleted {
+            ctx.changed(ctx.db(), k);
+        }
         n += i64::from(deleted);
     }
     Ok(Reply::Integer(n))
@@ -261,12 +265,15 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    ctx.other_db = (dst_db != ctx.db()).then_some(dst_db);
     let (copied, gsn) = ctx
         .shared
         .engine
         .copy(ctx.db(), &args[1], dst_db, &args[2], replace)?;
     ctx.wrote(gsn);
+    ctx.exact_changes();
+    if copied {
+        ctx.changed(dst_db, &args[2]);
+    }
     Ok(int(i64::from(copied)))
 }
 
@@ -277,9 +284,13 @@ pub fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             "ERR source and destination objects are the same",
         ));
     }
-    ctx.other_db = Some(dst);
     let (moved, gsn) = ctx.shared.engine.move_key(ctx.db(), &args[1], dst)?;
     ctx.wrote(gsn);
+    ctx.exact_changes();
+    if moved {
+        ctx.changed(ctx.db(), &args[1]);
+        ctx.changed(dst, &args[1]);
+    }
     Ok(int(i64::from(moved)))
 }
 

@@ -357,15 +357,40 @@ pub struct Ctx<'a> {
     pub gsn: Gsn,
     /// Follow-up for the connection.
     pub after: After,
-    /// The command changed its keys without writing a record (APPEND of nothing): their
-    /// WATCHers must hear of it all the same.
-    pub touched: bool,
-    /// A second database the command wrote its keys in (MOVE and COPY's destination), so
-    /// WATCHes there see the write.
-    pub other_db: Option<usize>,
+    /// Which keys the command changed, for WATCH.
+    pub changed: Changed,
+}
+
+/// Which keys a write changed, for the clients that WATCH them.
+#[derive(Debug, Default)]
+pub enum Changed {
+    /// Every key argument, if the command wrote something (got a GSN).
+    #[default]
+    KeyArgs,
+    /// Exactly these (database, key) pairs, said by the handler: DEL names only the keys it
+    /// deleted, COPY only its destination, MOVE the key in both databases, APPEND of nothing
+    /// its key though it writes no record. Filled only while someone watches.
+    These(Vec<(usize, Bytes)>),
 }
 
 impl Ctx<'_> {
+    /// From now on the handler names the keys it changes (`changed`); none so far.
+    pub fn exact_changes(&mut self) {
+        if let Changed::KeyArgs = self.changed {
+            self.changed = Changed::These(Vec::new());
+        }
+    }
+
+    /// The handler changed `key` in `db` (see `Changed::These`).
+    pub fn changed(&mut self, db: usize, key: &Bytes) {
+        self.exact_changes();
+        if let Changed::These(list) = &mut self.changed
+            && self.shared.watches.any()
+        {
+            list.push((db, key.clone()));
+        }
+    }
+
     /// Records a write's GSN.
     pub fn wrote(&mut self, gsn: Gsn) {
         self.gsn = self.gsn.max(gsn);
@@ -486,8 +511,7 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     // After an fsync failure the engine refuses writes itself (Error::WritesRefused, which
     // reply.rs words as MISCONF); no per-command check is needed here.
     let before = std::mem::take(&mut ctx.gsn);
-    ctx.other_db = None;
-    ctx.touched = false;
+    ctx.changed = Changed::KeyArgs;
     let watches = &ctx.shared.watches;
     // A flush changes the watched keys that exist when it runs: find them first.
     let flushed = match spec.name {
@@ -500,11 +524,13 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     let result = (spec.handler)(ctx, args);
     // A GSN means the command changed something: a failed SET NX or a DEL of a missing key
     // gets none and leaves watchers alone, as in Redis.
-    if (ctx.gsn > 0 || ctx.touched) && spec.flags & WRITE != 0 {
-        match flushed {
+    match std::mem::take(&mut ctx.changed) {
+        Changed::These(keys) => watches.touch_all(&keys),
+        Changed::KeyArgs if ctx.gsn > 0 && spec.flags & WRITE != 0 => match flushed {
             Some(clients) => multi::mark_dirty(&clients),
-            None => watches.wrote(spec, args, ctx.client.db, ctx.other_db),
-        }
+            None => watches.wrote(spec, args, ctx.client.db),
+        },
+        Changed::KeyArgs => {}
     }
     ctx.gsn = ctx.gsn.max(before);
     result

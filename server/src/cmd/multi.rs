@@ -146,18 +146,25 @@ impl Watches {
             .collect()
     }
 
-    /// Marks dirty the watchers of every key `spec` names in `args`, in `db` and in `other_db`
-    /// (the destination of MOVE and COPY).
-    pub fn wrote(&self, spec: &CommandSpec, args: &[Bytes], db: usize, other_db: Option<usize>) {
+    /// Marks dirty the watchers of every key `spec` names in `args`, in `db`.
+    pub fn wrote(&self, spec: &CommandSpec, args: &[Bytes], db: usize) {
         if !self.any() {
             return;
         }
         let keys = self.keys.lock();
         for key in super::key_args(spec, args) {
             Self::touch(&keys, db, key);
-            if let Some(other) = other_db {
-                Self::touch(&keys, other, key);
-            }
+        }
+    }
+
+    /// Marks dirty the watchers of each (database, key).
+    pub fn touch_all(&self, changed: &[(usize, Bytes)]) {
+        if changed.is_empty() || !self.any() {
+            return;
+        }
+        let keys = self.keys.lock();
+        for (db, key) in changed {
+            Self::touch(&keys, *db, key);
         }
     }
 }

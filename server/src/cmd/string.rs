@@ -319,7 +319,9 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.wrote(gsn);
     // Appending nothing to an existing key writes no record, but Redis still counts it as
     // a change of the key (its WATCHers abort).
-    ctx.touched |= tail.is_empty() && gsn == 0;
+    if tail.is_empty() && gsn == 0 {
+        ctx.changed(ctx.db(), &args[1]);
+    }
     Ok(int(len))
 }
 
