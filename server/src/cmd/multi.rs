@@ -295,9 +295,9 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     // Unwatch before running, as Redis does: the transaction's own writes dirty nobody's
     // EXEC of ours. CLIENT LIST keeps showing the transaction until it has run.
     forget(&ctx.shared.watches, ctx.client);
-    if changed? {
+    if changed.as_ref().map_or(true, |c| *c) {
         ctx.client.meta.multi.store(-1, Ordering::Relaxed);
-        return Ok(Reply::NullArray);
+        return changed.map(|_| Reply::NullArray);
     }
     let mut replies = Vec::with_capacity(multi.queued.len());
     for (spec, args) in &multi.queued {
