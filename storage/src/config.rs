@@ -102,7 +102,7 @@ pub struct Config {
     pub encryption_key: Option<crate::MasterKey>,
     /// Whether the background sweep deletes expired keys (Redis's active expiry). Off, an
     /// expired key is deleted only when something reads or writes it (for tests that count
-    /// keys; `Engine::set_active_expire` changes it at run time).
+    /// keys, as DEBUG SET-ACTIVE-EXPIRE 0 is in Redis's).
     pub active_expire: bool,
     /// Where the engine logs (recovery progress, dropped tails, sync failures).
     pub logger: slog::Logger,

@@ -77,7 +77,7 @@ pub(crate) struct Inner {
     pub write_buffer_bytes: usize,
     pub dead_ratio: f64,
     /// The background sweep deletes expired keys (Config::active_expire).
-    pub active_expire: AtomicBool,
+    pub active_expire: bool,
     pub shards: Box<[Shard]>,
     /// Per database: its ConstTree, or None for a VarTree. Empty when no database is a
     /// ConstTree (the VarTree paths then pay one length check).

@@ -86,7 +86,7 @@ pub(crate) fn maint_thread(inner: &Inner) {
         if inner.failed.load(Ordering::Acquire) {
             continue;
         }
-        if inner.active_expire.load(Ordering::Relaxed) {
+        if inner.active_expire {
             sweep_step(inner, &mut sweep);
             for t in inner.consts.iter().flatten() {
                 t.sweep_step(inner);

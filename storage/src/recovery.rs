@@ -796,7 +796,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         compaction: Mutex::new(()),
         compactions: AtomicU64::new(0),
         expired_keys: AtomicU64::new(0),
-        active_expire: AtomicBool::new(cfg.active_expire),
+        active_expire: cfg.active_expire,
         shutdown: AtomicBool::new(false),
         sync_thread: Default::default(),
         maint_thread: Default::default(),

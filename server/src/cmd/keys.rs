@@ -6,7 +6,7 @@ use bytes::Bytes;
 use respite_protocol::Reply;
 use respite_storage::{RenameOutcome, Update};
 
-use super::{Ctx, arg_i64, int, is, text};
+use super::{Changed, Ctx, arg_i64, int, is, text};
 use crate::reply::{CmdError, CmdResult};
 use crate::shared::now_ms;
 
@@ -306,18 +306,23 @@ fn flush_mode(args: &[Bytes]) -> Result<(), CmdError> {
     }
 }
 
-pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+/// FLUSHDB (`db` Some) or FLUSHALL.
+fn flush(ctx: &mut Ctx<'_>, args: &[Bytes], db: Option<usize>) -> CmdResult {
     flush_mode(args)?;
-    let gsn = ctx.shared.engine.flush(Some(ctx.db()))?;
+    // The watched keys that exist now are the ones the flush changes.
+    let doomed = ctx.shared.watches.existing(&ctx.shared.engine, db);
+    let gsn = ctx.shared.engine.flush(db)?;
     ctx.wrote(gsn);
+    ctx.changed = Changed::These(doomed);
     Ok(Reply::ok())
 }
 
+pub fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    flush(ctx, args, Some(ctx.db()))
+}
+
 pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    flush_mode(args)?;
-    let gsn = ctx.shared.engine.flush(None)?;
-    ctx.wrote(gsn);
-    Ok(Reply::ok())
+    flush(ctx, args, None)
 }
 
 #[cfg(test)]

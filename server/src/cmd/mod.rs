@@ -88,13 +88,7 @@ impl CommandSpec {
     /// True when `argc` fits the arity.
     #[must_use]
     pub fn arity_ok(&self, argc: usize) -> bool {
-        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
-        let arity = i64::from(self.arity);
-        if arity >= 0 {
-            argc == arity
-        } else {
-            argc >= -arity
-        }
+        arity_ok(self.arity, argc)
     }
 
     /// Redis's flag names for COMMAND INFO.
@@ -262,22 +256,39 @@ pub static SUBCOMMANDS: &[(&str, i32)] = &[
 /// `last_cmd` packs the table index in the low 16 bits and 1 + the SUBCOMMANDS index above.
 const SUB_SHIFT: u32 = 16;
 
-fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
+/// True when `argc` arguments (the name included) fit `arity` (negative: at least -arity).
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// The index in SUBCOMMANDS of a container's subcommand `args[1]`, if it is one we know.
+fn subcommand(spec: &CommandSpec, args: &[Bytes]) -> Option<usize> {
     // Only containers have subcommands: every other command skips the search (it showed as
     // 6% of the server's CPU under GET -P 16 when it ran for all).
     if spec.flags & CONTAINER == 0 {
-        return 0;
+        return None;
     }
-    let Some(sub) = args.get(1) else {
-        return 0;
-    };
-    SUBCOMMANDS
-        .iter()
-        .position(|(full, _)| {
-            full.split_once('|')
-                .is_some_and(|(c, s)| c == spec.name && sub.eq_ignore_ascii_case(s.as_bytes()))
-        })
-        .map_or(0, |i| (i + 1) << SUB_SHIFT)
+    let sub = args.get(1)?;
+    SUBCOMMANDS.iter().position(|(full, _)| {
+        full.split_once('|')
+            .is_some_and(|(c, s)| c == spec.name && sub.eq_ignore_ascii_case(s.as_bytes()))
+    })
+}
+
+/// `last_cmd`'s subcommand bits for a SUBCOMMANDS index.
+fn sub_bits(sub: Option<usize>) -> usize {
+    sub.map_or(0, |i| (i + 1) << SUB_SHIFT)
+}
+
+#[cfg(test)]
+fn subcommand_bits(spec: &CommandSpec, args: &[Bytes]) -> usize {
+    sub_bits(subcommand(spec, args))
 }
 
 /// The `cmd=` name of a packed `last_cmd` value (`get`, `client|list`, `NULL`).
@@ -369,7 +380,8 @@ pub enum Changed {
     KeyArgs,
     /// Exactly these (database, key) pairs, said by the handler: DEL names only the keys it
     /// deleted, COPY only its destination, MOVE the key in both databases, APPEND of nothing
-    /// its key though it writes no record. Filled only while someone watches.
+    /// its key though it writes no record, a flush the watched keys that existed. Filled
+    /// only while someone watches.
     These(Vec<(usize, Bytes)>),
 }
 
@@ -481,28 +493,19 @@ fn check(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<&'static CommandSpec, CmdE
             "ERR Command not allowed inside a transaction",
         ));
     }
-    let sub = subcommand_bits(spec, args);
     // Redis checks a subcommand's name and arity before queueing it; outside MULTI the
     // container's handler gives the same errors itself.
+    let sub = subcommand(spec, args);
     if ctx.client.multi.is_some() && spec.flags & CONTAINER != 0 && args.len() > 1 {
         let (_, arity) = sub
-            .checked_sub(1 << SUB_SHIFT)
-            .and_then(|i| SUBCOMMANDS.get(i >> SUB_SHIFT))
+            .and_then(|i| SUBCOMMANDS.get(i))
             .ok_or_else(|| unknown_sub(args))?;
-        let n = i32::try_from(args.len()).unwrap_or(i32::MAX);
-        sub_arity(
-            args,
-            if *arity >= 0 {
-                n == *arity
-            } else {
-                n >= -arity
-            },
-        )?;
+        sub_arity(args, arity_ok(*arity, args.len()))?;
     }
     ctx.client
         .meta
         .last_cmd
-        .store(index | sub, Ordering::Relaxed);
+        .store(index | sub_bits(sub), Ordering::Relaxed);
     Ok(spec)
 }
 
@@ -513,23 +516,14 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
     let before = std::mem::take(&mut ctx.gsn);
     ctx.changed = Changed::KeyArgs;
     let watches = &ctx.shared.watches;
-    // A flush changes the watched keys that exist when it runs: find them first.
-    let flushed = match spec.name {
-        "flushdb" => Some(Some(ctx.client.db)),
-        "flushall" => Some(None),
-        _ => None,
-    }
-    .filter(|_| watches.any())
-    .map(|scope| watches.existing(&ctx.shared.engine, scope));
     let result = (spec.handler)(ctx, args);
     // A GSN means the command changed something: a failed SET NX or a DEL of a missing key
     // gets none and leaves watchers alone, as in Redis.
     match std::mem::take(&mut ctx.changed) {
         Changed::These(keys) => watches.touch_all(&keys),
-        Changed::KeyArgs if ctx.gsn > 0 && spec.flags & WRITE != 0 => match flushed {
-            Some(clients) => multi::mark_dirty(&clients),
-            None => watches.wrote(spec, args, ctx.client.db),
-        },
+        Changed::KeyArgs if ctx.gsn > 0 && spec.flags & WRITE != 0 => {
+            watches.wrote(spec, args, ctx.client.db);
+        }
         Changed::KeyArgs => {}
     }
     ctx.gsn = ctx.gsn.max(before);

@@ -126,23 +126,28 @@ impl Watches {
     /// Marks the watchers of `key` in `db` dirty.
     fn touch(keys: &WatchMap, db: usize, key: &Bytes) {
         if let Some(list) = keys.get(&(db, key.clone())) {
-            mark_dirty(list);
+            for c in list {
+                c.dirty_cas.store(true, Ordering::SeqCst);
+            }
         }
     }
 
-    /// The clients watching a key that exists now in `db` (every database if None): those a
-    /// flush of it is about to change. Watchers of absent keys see no change, as in Redis.
+    /// The watched keys that exist now in `db` (every database if None): those a flush of
+    /// it is about to change. Watchers of absent keys see no change, as in Redis.
     pub fn existing(
         &self,
         engine: &respite_storage::Engine,
         db: Option<usize>,
-    ) -> Vec<Arc<ClientMeta>> {
+    ) -> Vec<(usize, Bytes)> {
+        if !self.any() {
+            return Vec::new();
+        }
         let keys = self.keys.lock();
-        keys.iter()
-            .filter(|((d, key), _)| {
+        keys.keys()
+            .filter(|(d, key)| {
                 db.is_none_or(|db| db == *d) && engine.exists(*d, key).unwrap_or(true)
             })
-            .flat_map(|(_, list)| list.iter().cloned())
+            .cloned()
             .collect()
     }
 
@@ -166,13 +171,6 @@ impl Watches {
         for (db, key) in changed {
             Self::touch(&keys, *db, key);
         }
-    }
-}
-
-/// Marks clients dirty: a key they watch changed.
-pub fn mark_dirty(clients: &[Arc<ClientMeta>]) {
-    for c in clients {
-        c.dirty_cas.store(true, Ordering::SeqCst);
     }
 }
 
@@ -204,12 +202,11 @@ pub fn queue(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[Bytes]) -> C
 /// Redis's answer to an EXEC refused before it runs (wrong arity, NOAUTH): the error text
 /// after "EXECABORT Transaction discarded because of: ", without its ERR code.
 pub fn exec_abort(e: &CmdError) -> CmdError {
-    let text = match e.reply() {
-        Reply::Error(b) => String::from_utf8_lossy(&b).into_owned(),
-        _ => String::new(),
-    };
-    let why = text.strip_prefix("ERR ").unwrap_or(&text);
-    CmdError::Text(format!("EXECABORT Transaction discarded because of: {why}"))
+    let line = e.line();
+    let why = line.strip_prefix(b"ERR ").unwrap_or(&line);
+    let mut out = b"EXECABORT Transaction discarded because of: ".to_vec();
+    out.extend_from_slice(why);
+    CmdError::Raw(out)
 }
 
 /// An error while queueing: EXEC will answer EXECABORT.

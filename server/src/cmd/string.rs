@@ -36,12 +36,6 @@ pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_opt(v))
 }
 
-/// The part of an argument a C string sees: Redis compares option names with C string
-/// functions, so `NX\0junk` is NX.
-fn cstr(b: &[u8]) -> &[u8] {
-    b.iter().position(|&c| c == 0).map_or(b, |n| &b[..n])
-}
-
 /// An expire option's value and kind, checked only when Redis checks it.
 #[derive(Clone, Copy)]
 struct ExpireArg<'a> {
@@ -80,24 +74,16 @@ fn parse_ext(args: &[Bytes], from: usize, for_set: bool) -> Result<ExtOptions<'_
     let mut o = ExtOptions::default();
     let mut j = from;
     while j < args.len() {
-        let opt = cstr(&args[j]);
+        // Redis compares option names as C strings, so `NX\0junk` is NX.
+        let opt = crate::reply::cbytes(&args[j], usize::MAX);
         let next = args.get(j + 1);
         let kind = |name: &str| opt.eq_ignore_ascii_case(name.as_bytes());
-        let (ex, px, exat, pxat) = match o.expire {
-            Some(e) => (
-                e.seconds && !e.absolute,
-                !e.seconds && !e.absolute,
-                e.seconds && e.absolute,
-                !e.seconds && e.absolute,
-            ),
-            None => (false, false, false, false),
-        };
-        let timed = |except_ex, except_px, except_exat, except_pxat| {
+        // EX, PX, EXAT and PXAT exclude each other and KEEPTTL/PERSIST; the same one again
+        // replaces the value.
+        let timed = |seconds: bool, absolute: bool| {
             !(o.keepttl || o.persist)
-                && (!ex || except_ex)
-                && (!px || except_px)
-                && (!exat || except_exat)
-                && (!pxat || except_pxat)
+                && o.expire
+                    .is_none_or(|e| e.seconds == seconds && e.absolute == absolute)
         };
         if kind("NX") && !o.xx && for_set {
             o.nx = true;
@@ -110,10 +96,10 @@ fn parse_ext(args: &[Bytes], from: usize, for_set: bool) -> Result<ExtOptions<'_
         } else if kind("PERSIST") && !for_set && o.expire.is_none() && !o.keepttl {
             o.persist = true;
         } else if let Some(value) = next
-            && ((kind("EX") && timed(true, false, false, false))
-                || (kind("PX") && timed(false, true, false, false))
-                || (kind("EXAT") && timed(false, false, true, false))
-                || (kind("PXAT") && timed(false, false, false, true)))
+            && ((kind("EX") && timed(true, false))
+                || (kind("PX") && timed(false, false))
+                || (kind("EXAT") && timed(true, true))
+                || (kind("PXAT") && timed(false, true)))
         {
             o.expire = Some(ExpireArg {
                 value,
