@@ -45,8 +45,10 @@ class Closed(Exception):
     """The server closed the connection or did not answer in time."""
 
 
-class RawConn:
-    """A RESP2 connection that returns each reply as (raw bytes, tree).
+class RawConn(common.Conn):
+    """A RESP2 connection that returns each reply as (raw bytes, tree). It reads lines and
+    bulks as common.Conn does, but never compacts its buffer in the middle of a reply (the
+    raw bytes are sliced out of it) and reports every failure as Closed.
 
     Trees: ('+', line) ('-', line) (':', line) ('$', bytes|None) ('*', [trees]|None), and
     ('?', line) for anything else; lines are the bytes after the type byte, verbatim, so two
@@ -54,18 +56,9 @@ class RawConn:
 
     def __init__(self, port, timeout):
         try:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            super().__init__(port, timeout)
         except OSError as e:
             raise Closed(f"connect: {e}") from e
-        self.sock.settimeout(timeout)
-        self.buf = bytearray()
-        self.pos = 0
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def send(self, data):
         try:
@@ -86,15 +79,6 @@ class RawConn:
             raise Closed("reply over 256 MiB")
         self.buf += d
 
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\r\n", self.pos)
-            if i >= 0:
-                line = bytes(self.buf[self.pos:i])
-                self.pos = i + 2
-                return line
-            self._fill()
-
     def _parse(self, depth):
         if depth > 32:
             raise Closed("reply nested deeper than 32")
@@ -113,13 +97,10 @@ class RawConn:
                 if n > 1_000_000:
                     raise Closed(f"array of {n} elements")
                 return ("*", [self._parse(depth + 1) for _ in range(n)])
-            while len(self.buf) - self.pos < n + 2:
-                self._fill()
-            data = bytes(self.buf[self.pos:self.pos + n])
-            if self.buf[self.pos + n:self.pos + n + 2] != b"\r\n":
-                raise Closed("bulk string not terminated by CRLF")
-            self.pos += n + 2
-            return ("$", data)
+            try:
+                return ("$", self._exact(n))
+            except common.ProtocolError as e:
+                raise Closed(str(e)) from e
         return ("?", line)
 
     def read_reply(self):
