@@ -8,6 +8,7 @@
 mod connection;
 mod keys;
 mod lcs;
+mod ldouble;
 mod multi;
 mod server;
 mod string;
@@ -606,34 +607,6 @@ pub fn db_index(ctx: &Ctx<'_>, b: &[u8]) -> Result<usize, CmdError> {
         .ok_or(CmdError::DbIndex)
 }
 
-/// Redis's string-to-long-double rules for a float argument: no spaces, not NaN.
-#[must_use]
-pub fn parse_f64(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    if lower.contains("nan") {
-        return None;
-    }
-    s.parse::<f64>().ok()
-}
-
-/// Formats a float the way INCRBYFLOAT stores it. Redis adds in `long double` and prints
-/// 17 decimals with trailing zeros cut, so `1.1 + 0.1` reads `1.2`; in `f64` the sum is
-/// 1.2000000000000002. Rounding to 15 significant digits (all an f64 holds exactly) before
-/// printing the shortest text gives the same answers for ordinary values. No exponent.
-#[must_use]
-pub fn format_f64(v: f64) -> String {
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    if rounded == 0.0 {
-        return "0".into();
-    }
-    let s = format!("{rounded}");
-    s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
-}
-
 /// ASCII case-insensitive comparison of an argument with a keyword.
 #[must_use]
 pub fn is(arg: &[u8], keyword: &str) -> bool {
@@ -750,22 +723,5 @@ mod tests {
         for bad in [&b""[..], b"01", b"-0", b"+1", b" 1", b"1 ", b"1a", b"-"] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn floats() {
-        assert_eq!(parse_f64(b"1.5"), Some(1.5));
-        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
-        assert_eq!(parse_f64(b"nan"), None);
-        assert_eq!(parse_f64(b" 1"), None);
-        assert_eq!(format_f64(10.5 + 0.1), "10.6");
-        assert_eq!(format_f64(3.0), "3");
-        assert_eq!(format_f64(-0.0), "0");
-        assert_eq!(format_f64(5.0e3), "5000");
-        assert_eq!(format_f64(1.1 + 0.1), "1.2");
-        assert_eq!(format_f64(0.1 + 0.2), "0.3");
-        assert_eq!(format_f64(-2.5), "-2.5");
-        assert_eq!(format_f64(1e30), "1000000000000000000000000000000");
-        assert_eq!(format_f64(123_456_789.123_456_7), "123456789.123457");
     }
 }

@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use respite_protocol::Reply;
 use respite_storage::{Expiry, SetCondition, SetOptions, Update};
 
-use super::{Ctx, arg_i64, bulk_opt, format_f64, int, parse_f64, parse_i64};
+use super::{Ctx, arg_i64, bulk_opt, int, ldouble, parse_i64};
 use crate::reply::{CmdError, CmdResult};
 use crate::shared::now_ms;
 
@@ -365,25 +365,24 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let by = parse_f64(&args[2]).ok_or(CmdError::NotFloat)?;
+    let by = ldouble::parse(&args[2]).ok_or(CmdError::NotFloat)?;
     let (res, gsn) = ctx.shared.engine.update(ctx.db(), &args[1], |cur| {
         let (old, keep_ttl) = match &cur {
-            None => (0.0, false),
-            Some(c) => match parse_f64(&c.value) {
+            None => (ldouble::Ld::ZERO, false),
+            Some(c) => match ldouble::parse(&c.value) {
                 Some(v) => (v, true),
                 None => return (Update::Keep, Err(CmdError::NotFloat)),
             },
         };
-        let new = old + by;
-        if !new.is_finite() {
+        let Some(new) = ldouble::add(old, by) else {
             return (
                 Update::Keep,
                 Err(CmdError::Static(
                     "ERR increment would produce NaN or Infinity",
                 )),
             );
-        }
-        let text = Bytes::from(format_f64(new));
+        };
+        let text = Bytes::from(ldouble::format(new));
         let expiry = if keep_ttl {
             Expiry::KeepTtl
         } else {
