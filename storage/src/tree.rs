@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
 
 use crate::config::{BackendKind, TreeConfig};
-use crate::const_tree::{AnyConst, ConstTree, Words, bitcask_loc, with_const};
+use crate::const_tree::{AnyConst, CNode, ConstTree, Words, bitcask_loc, with_const};
 use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
@@ -320,23 +320,40 @@ impl Engine {
 
     #[inline]
     fn const_get_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Option<(Bytes, Option<u64>)> {
-        let hash = hash_key(key);
-        let guard = epoch::pin();
-        t.find_live(self.inner.shard_of(hash), hash, key, &guard)
-            .map(|n| {
-                let (v, x) = n.read(t.value_size);
-                (v, (x != 0).then_some(x))
-            })
+        self.const_read_live(t, key, |n| {
+            let (v, x) = n.read(t.value_size);
+            (v, (x != 0).then_some(x))
+        })
     }
 
     fn const_expiry_w<W: Words>(&self, t: &ConstTree<W>, key: &[u8]) -> Option<Option<u64>> {
+        self.const_read_live(t, key, |n| {
+            let x = n.expire_at_ms();
+            (x != 0).then_some(x)
+        })
+    }
+
+    /// `f` of the live node of `key`. An expired node found on the way is deleted at once,
+    /// as `read_live` does for a VarTree.
+    fn const_read_live<W: Words, R>(
+        &self,
+        t: &ConstTree<W>,
+        key: &[u8],
+        f: impl FnOnce(&CNode<W>) -> R,
+    ) -> Option<R> {
         let hash = hash_key(key);
-        let guard = epoch::pin();
-        t.find_live(self.inner.shard_of(hash), hash, key, &guard)
-            .map(|n| {
-                let x = n.expire_at_ms();
-                (x != 0).then_some(x)
-            })
+        let s = self.inner.shard_of(hash);
+        {
+            let guard = epoch::pin();
+            match t.find(s, hash, key, &guard) {
+                // Most keys have no expiry: do not read the clock for them.
+                Some(n) if n.expire_at_ms() == 0 || n.live(now_ms()) => return Some(f(n)),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        t.reap(&self.inner, s, &[(hash, key)]);
+        None
     }
 
     fn const_scan_w<W: Words>(

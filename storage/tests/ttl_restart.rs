@@ -130,3 +130,54 @@ fn reading_an_expired_key_deletes_it_at_once() {
     assert_eq!(e.get(0, b"live").unwrap().as_deref(), Some(&b"v"[..]));
     e.close().unwrap();
 }
+
+#[test]
+fn reading_an_expired_const_key_deletes_it_at_once() {
+    for backend in [BackendKind::Bitcask, BackendKind::Fixed] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            shards: 2,
+            active_expire: false,
+            trees: vec![(
+                0,
+                TreeConfig::Const {
+                    value_size: 1,
+                    backend,
+                },
+            )],
+            ..Config::default()
+        };
+        let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+        let past = SetOptions {
+            expiry: Expiry::At(1),
+            ..SetOptions::default()
+        };
+        let reads: [(&[u8], Read); 5] = [
+            (b"by-get", |e, k| e.get(0, k).unwrap().is_some()),
+            (b"by-exists", |e, k| e.exists(0, k).unwrap()),
+            (b"by-expiry", |e, k| e.expiry(0, k).unwrap().is_some()),
+            (b"by-len", |e, k| e.value_len(0, k).unwrap().is_some()),
+            (b"by-get-expiry", |e, k| {
+                e.get_with_expiry(0, k).unwrap().is_some()
+            }),
+        ];
+        e.set(0, b"live", b"v", SetOptions::default()).unwrap();
+        for (key, _) in &reads {
+            e.set(0, key, b"v", past).unwrap();
+        }
+        e.set(0, b"unread", b"v", past).unwrap();
+        assert_eq!(e.len(0), 7, "{backend:?}");
+        for (n, (key, read)) in reads.iter().enumerate() {
+            assert!(!read(&e, key), "{backend:?}: {key:?} reads as present");
+            assert_eq!(e.len(0), 6 - n as u64, "{backend:?}: after reading {key:?}");
+        }
+        e.close().unwrap();
+        // The deletions were written: after a restart the live key and the unread one.
+        let e = Engine::open(dir.path(), cfg).unwrap();
+        assert_eq!(e.len(0), 2, "{backend:?}");
+        assert!(!e.exists(0, b"unread").unwrap());
+        assert_eq!(e.len(0), 1, "{backend:?}");
+        assert_eq!(e.get(0, b"live").unwrap().as_deref(), Some(&b"v"[..]));
+        e.close().unwrap();
+    }
+}
