@@ -612,40 +612,7 @@ impl<W: Words> ConstTree<W> {
                     cur = e.next();
                 }
             }
-            self.reap(inner, s, &expired);
-        }
-    }
-
-    /// Deletes those of `keys` ((hash, key) pairs of shard `s`) that are still expired: the
-    /// sweep's step, and what a read does with an expired key it finds (as `Inner::reap`
-    /// for a VarTree). Stops at the first failed write.
-    pub(crate) fn reap<K: AsRef<[u8]>>(&self, inner: &Inner, s: usize, keys: &[(u64, K)]) {
-        if keys.is_empty() {
-            return;
-        }
-        let mut w = inner.shards[s].writer.lock();
-        let guard = crossbeam_epoch::pin();
-        let mut last = 0;
-        for (hash, key) in keys {
-            let (hash, key) = (*hash, key.as_ref());
-            let still = self
-                .find(s, hash, key, &guard)
-                .is_some_and(|n| !n.live(now_ms()));
-            if !still {
-                continue;
-            }
-            match self.del(inner, &mut w, hash, key, &guard) {
-                Ok(Some(gsn)) => {
-                    inner.expired_keys.fetch_add(1, Ordering::Relaxed);
-                    last = gsn;
-                }
-                Ok(None) => {}
-                Err(_) => break,
-            }
-        }
-        drop(w);
-        if last != 0 && inner.sync_mode() == crate::config::SyncMode::Always {
-            inner.request_sync(last);
+            inner.reap(s, self.db, &expired);
         }
     }
 }

@@ -167,8 +167,8 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
 }
 
 impl Inner {
-    /// Deletes those of `keys` ((hash, key) pairs of shard `s` in `db`) that are still
-    /// expired, tombstone and all: the sweep's step, and what a read does with an expired key
+    /// Deletes those of `keys` ((hash, key) pairs of shard `s` in `db`, a VarTree or a
+    /// ConstTree) that are still expired, tombstone and all: the sweep's step, and what a read does with an expired key
     /// it finds (Redis deletes a key on access, so DBSIZE stops counting it at once). Stops
     /// at the first failed write (writes refused after a failed fsync: the key stays expired,
     /// and reads go on).
@@ -181,13 +181,10 @@ impl Inner {
         let mut last = 0;
         for (hash, key) in keys {
             let (hash, key) = (*hash, key.as_ref());
-            let still = self
-                .lookup(db, hash, key, &guard)
-                .is_some_and(|e| !e.live(now_ms()));
-            if !still {
+            if !self.t_expired(db, hash, key, &guard) {
                 continue;
             }
-            match self.del_locked(&mut w, db, hash, key, &guard) {
+            match self.t_del(&mut w, db, hash, key, &guard) {
                 Ok(Some(gsn)) => {
                     self.expired_keys.fetch_add(1, Ordering::Relaxed);
                     last = gsn;

@@ -63,6 +63,19 @@ impl Inner {
         }
     }
 
+    /// Whether the key is in the index and expired.
+    pub(crate) fn t_expired(&self, db: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
+        match self.const_tree(db) {
+            Some(t) => {
+                let s = self.shard_of(hash);
+                t.contains(s, hash, key, guard) && !t.is_live(s, hash, key, guard)
+            }
+            None => self
+                .lookup(db, hash, key, guard)
+                .is_some_and(|e| !e.live(now_ms())),
+        }
+    }
+
     /// Whether the key is in the index, live or expired.
     fn t_in_index(&self, db: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
         match self.const_tree(db) {
@@ -101,7 +114,7 @@ impl Inner {
 
     /// Deletes `key` in `db` under the shard lock `w`; the tombstone's GSN, or None if the key
     /// was not in the index.
-    fn t_del(
+    pub(crate) fn t_del(
         &self,
         w: &mut Writer,
         db: usize,
@@ -352,7 +365,7 @@ impl Engine {
                 None => return None,
             }
         }
-        t.reap(&self.inner, s, &[(hash, key)]);
+        self.inner.reap(s, t.db, &[(hash, key)]);
         None
     }
 

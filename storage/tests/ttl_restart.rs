@@ -79,6 +79,19 @@ fn ttl_survives_restart_and_expired_keys_are_swept() {
 /// A read of a key: true when it found the key.
 type Read = fn(&Engine, &[u8]) -> bool;
 
+/// Each read that deletes an expired key it finds, with the key it reads (in database 0).
+fn reads() -> [(&'static [u8], Read); 5] {
+    [
+        (b"by-get", |e, k| e.get(0, k).unwrap().is_some()),
+        (b"by-exists", |e, k| e.exists(0, k).unwrap()),
+        (b"by-expiry", |e, k| e.expiry(0, k).unwrap().is_some()),
+        (b"by-len", |e, k| e.value_len(0, k).unwrap().is_some()),
+        (b"by-get-expiry", |e, k| {
+            e.get_with_expiry(0, k).unwrap().is_some()
+        }),
+    ]
+}
+
 /// A read that finds an expired key deletes it then and there, as Redis deletes on access:
 /// the key count drops at once, not at the next sweep, and the deletion survives a restart.
 #[test]
@@ -95,15 +108,7 @@ fn reading_an_expired_key_deletes_it_at_once() {
         expiry: Expiry::At(1),
         ..SetOptions::default()
     };
-    let reads: [(&[u8], Read); 5] = [
-        (b"by-get", |e, k| e.get(0, k).unwrap().is_some()),
-        (b"by-exists", |e, k| e.exists(0, k).unwrap()),
-        (b"by-expiry", |e, k| e.expiry(0, k).unwrap().is_some()),
-        (b"by-len", |e, k| e.value_len(0, k).unwrap().is_some()),
-        (b"by-get-expiry", |e, k| {
-            e.get_with_expiry(0, k).unwrap().is_some()
-        }),
-    ];
+    let reads = reads();
     e.set(0, b"live", b"v", SetOptions::default()).unwrap();
     for (key, _) in &reads {
         e.set(0, key, b"v", past).unwrap();
@@ -152,15 +157,7 @@ fn reading_an_expired_const_key_deletes_it_at_once() {
             expiry: Expiry::At(1),
             ..SetOptions::default()
         };
-        let reads: [(&[u8], Read); 5] = [
-            (b"by-get", |e, k| e.get(0, k).unwrap().is_some()),
-            (b"by-exists", |e, k| e.exists(0, k).unwrap()),
-            (b"by-expiry", |e, k| e.expiry(0, k).unwrap().is_some()),
-            (b"by-len", |e, k| e.value_len(0, k).unwrap().is_some()),
-            (b"by-get-expiry", |e, k| {
-                e.get_with_expiry(0, k).unwrap().is_some()
-            }),
-        ];
+        let reads = reads();
         e.set(0, b"live", b"v", SetOptions::default()).unwrap();
         for (key, _) in &reads {
             e.set(0, key, b"v", past).unwrap();
