@@ -510,6 +510,38 @@ mod tests {
         MasterKey::from_bytes([b; 32])
     }
 
+    /// A whole 4096-byte page against Python `cryptography`'s AES-256-GCM (OpenSSL), so the
+    /// page format stays standard AES-GCM whatever backend the aes-gcm crate picks: the
+    /// vectorised paths (AES-NI, CLMUL) run only on long inputs, which the short standard
+    /// test vectors never reach. The first and last ciphertext blocks and the tag (over
+    /// every ciphertext byte) must match.
+    #[test]
+    fn a_whole_page_matches_openssl() {
+        let gcm = Aes256Gcm::new(&std::array::from_fn::<u8, 32, _>(|i| i as u8).into());
+        let nonce: [u8; 12] = std::array::from_fn(|i| 100 + i as u8);
+        let plain: Vec<u8> = (0..PAGE).map(|i| ((i * 7 + 3) % 256) as u8).collect();
+        let mut page = plain.clone();
+        let tag = gcm
+            .encrypt_inout_detached(
+                &Nonce::from(nonce),
+                b"respite kat",
+                page.as_mut_slice().into(),
+            )
+            .unwrap();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(hex(&page[..16]), "4b11cf7e66cf7baa052016b88d3b0f91");
+        assert_eq!(hex(&page[PAGE - 16..]), "f02c4ad8b2846a2962ef54fedf5b335e");
+        assert_eq!(hex(&tag), "3a1736290601828f9c42a6f09d9976ae");
+        gcm.decrypt_inout_detached(
+            &Nonce::from(nonce),
+            b"respite kat",
+            page.as_mut_slice().into(),
+            &tag,
+        )
+        .unwrap();
+        assert_eq!(page, plain);
+    }
+
     #[test]
     fn round_trip_and_faults() {
         let (c, header) = FileCipher::create(&key(1)).unwrap();
