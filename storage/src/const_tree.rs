@@ -693,6 +693,13 @@ impl AnyConst {
             .map(|n| n.read(t.value_size)))
     }
 
+    /// Whether the key is in the tree and expired.
+    pub(crate) fn is_expired(&self, shard: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
+        with_const!(self, t => t
+            .find(shard, hash, key, guard)
+            .is_some_and(|n| !n.live(now_ms())))
+    }
+
     pub(crate) fn is_live(&self, shard: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
         with_const!(self, t => t.find_live(shard, hash, key, guard).is_some())
     }

@@ -963,9 +963,11 @@ impl Engine {
         }
         let mut expired = Vec::new();
         let out = self.scan_var(db, cursor, pattern, count, &mut expired);
-        // Expired keys the scan matched are deleted now, as Redis's SCAN does.
-        for (shard, hash, key) in &expired {
-            inner.reap(*shard, db, &[(*hash, key)]);
+        // Expired keys the scan matched are deleted now, as Redis's SCAN does: each shard's
+        // (the scan walks the shards in turn) under one hold of its lock.
+        for run in expired.chunk_by(|a, b| a.0 == b.0) {
+            let keys: Vec<(u64, &Bytes)> = run.iter().map(|(_, h, k)| (*h, k)).collect();
+            inner.reap(run[0].0, db, &keys);
         }
         Ok(out)
     }

@@ -119,6 +119,8 @@ fn matches(mut p: &[u8], mut s: &[u8], depth: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::glob_match;
+
     #[test]
     fn an_empty_key_matches_only_an_empty_pattern_or_a_lone_star() {
         assert!(glob_match(b"", b""));
@@ -128,8 +130,6 @@ mod tests {
         }
         assert!(glob_match(b"**", b"x"));
     }
-
-    use super::glob_match;
 
     #[test]
     fn redis_cases() {

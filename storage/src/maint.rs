@@ -168,10 +168,10 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
 
 impl Inner {
     /// Deletes those of `keys` ((hash, key) pairs of shard `s` in `db`, a VarTree or a
-    /// ConstTree) that are still expired, tombstone and all: the sweep's step, and what a read does with an expired key
-    /// it finds (Redis deletes a key on access, so DBSIZE stops counting it at once). Stops
-    /// at the first failed write (writes refused after a failed fsync: the key stays expired,
-    /// and reads go on).
+    /// ConstTree) that are still expired, tombstone and all: the sweep's step, and what a
+    /// read does with an expired key it finds (Redis deletes a key on access, so DBSIZE stops
+    /// counting it at once). Stops at the first failed write (writes refused after a failed
+    /// fsync: the key stays expired, and reads go on).
     pub(crate) fn reap<K: AsRef<[u8]>>(&self, s: usize, db: usize, keys: &[(u64, K)]) {
         if keys.is_empty() {
             return;

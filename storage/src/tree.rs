@@ -66,10 +66,7 @@ impl Inner {
     /// Whether the key is in the index and expired.
     pub(crate) fn t_expired(&self, db: usize, hash: u64, key: &[u8], guard: &Guard) -> bool {
         match self.const_tree(db) {
-            Some(t) => {
-                let s = self.shard_of(hash);
-                t.contains(s, hash, key, guard) && !t.is_live(s, hash, key, guard)
-            }
+            Some(t) => t.is_expired(self.shard_of(hash), hash, key, guard),
             None => self
                 .lookup(db, hash, key, guard)
                 .is_some_and(|e| !e.live(now_ms())),
