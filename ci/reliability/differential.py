@@ -115,21 +115,19 @@ class RawConn(common.Conn):
         return self.read_reply()[1]
 
 
+def escape_bytes(b, quote=False):
+    """Bytes as printable ASCII that redis-cli's double-quoted strings read back: backslash
+    (and with `quote` the double quote) escaped, CR and LF as \\r and \\n, other bytes
+    outside printable ASCII as \\xNN."""
+    named = {0x5C: "\\\\", 0x0D: "\\r", 0x0A: "\\n"}
+    if quote:
+        named[0x22] = '\\"'
+    return "".join(named.get(c) or (chr(c) if 0x20 <= c < 0x7F else "\\x%02x" % c) for c in b)
+
+
 def esc(b, limit=300):
     """Bytes as a readable one-line string."""
-    out = []
-    for c in b[:limit]:
-        if c == 0x5C:
-            out.append("\\\\")
-        elif c == 0x0D:
-            out.append("\\r")
-        elif c == 0x0A:
-            out.append("\\n")
-        elif 0x20 <= c < 0x7F:
-            out.append(chr(c))
-        else:
-            out.append("\\x%02x" % c)
-    s = "".join(out)
+    s = escape_bytes(b[:limit])
     return s + (f"...(+{len(b) - limit} bytes)" if len(b) > limit else "")
 
 
@@ -139,17 +137,7 @@ def quote_arg(a):
         return f'<{len(a)} bytes: "{esc(a[:16])}...">'
     if a and all(0x21 <= c < 0x7F and c not in b"\"'\\" for c in a):
         return a.decode()
-    out = []
-    for c in a:
-        if c == 0x22:
-            out.append('\\"')
-        elif c == 0x5C:
-            out.append("\\\\")
-        elif 0x20 <= c < 0x7F:
-            out.append(chr(c))
-        else:
-            out.append("\\x%02x" % c)
-    return '"' + "".join(out) + '"'
+    return '"' + escape_bytes(a, quote=True) + '"'
 
 
 def fmt_cmd(args):
