@@ -16,6 +16,9 @@ pub struct Figures {
     /// Server CPU time (user and system, all threads) per request, in microseconds; 0 when
     /// not measured.
     pub server_cpu_us_per_op: f64,
+    /// The load tool's own CPU time (user and system) per request, in microseconds; 0 when
+    /// not measured.
+    pub tool_cpu_us_per_op: f64,
 }
 
 /// The shape of one cell of the table.
@@ -196,7 +199,7 @@ pub fn parse_memtier(out: &str) -> Option<Figures> {
         p50_ms: *v.get(4)?,
         p99_ms: *v.get(5)?,
         p999_ms: *v.get(6)?,
-        server_cpu_us_per_op: 0.0,
+        ..Figures::default()
     })
 }
 

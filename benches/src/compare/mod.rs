@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use load::{Cell, Figures};
-use server::{Server, System};
+use server::{CpuOf, Server, System, stat_cpu_seconds};
 
 /// The command-line options of `compare`.
 #[derive(Clone, Debug)]
@@ -150,6 +150,8 @@ pub struct Results {
     pub samples: Vec<Sample>,
     pub footprint: BTreeMap<&'static str, Footprint>,
     pub machine: String,
+    /// CPUs this process may run on (the servers and the load tool share them).
+    pub cores: usize,
     pub commands: Vec<String>,
     pub notes: Vec<String>,
 }
@@ -183,6 +185,7 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
         samples: Vec::new(),
         footprint: BTreeMap::new(),
         machine: machine_description(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         commands: Vec::new(),
         notes: Vec::new(),
     };
@@ -262,7 +265,7 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             cell.label(),
                             server.system.name()
                         );
-                        let figures = with_server_cpu(server, options.requests, || {
+                        let figures = with_cpu(server, options.requests, || {
                             load::run_redis_benchmark(server.port, cell, options.requests)
                         })?;
                         results.samples.push(Sample {
@@ -274,7 +277,7 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
                             figures,
                         });
                         if memtier {
-                            let figures = with_server_cpu(server, options.requests, || {
+                            let figures = with_cpu(server, options.requests, || {
                                 load::run_memtier(server.port, cell, options.requests)
                             })?;
                             results.samples.push(Sample {
@@ -321,14 +324,20 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
 
 /// Runs one load of `requests` against `server` and adds the server's CPU time per request
 /// over it to the figures.
-fn with_server_cpu(
+/// Runs one load (`run`, whose load tool is a child process it waits for) and adds what
+/// it cost in CPU per request: the server's, and the load tool's own.
+fn with_cpu(
     server: &Server,
     requests: u64,
     run: impl FnOnce() -> Result<Figures, String>,
 ) -> Result<Figures, String> {
+    let tool_before = stat_cpu_seconds("self", CpuOf::WaitedChildren)?;
     let before = server.cpu_seconds()?;
     let mut figures = run()?;
-    figures.server_cpu_us_per_op = (server.cpu_seconds()? - before) * 1e6 / requests as f64;
+    let per_request = |seconds: f64| seconds * 1e6 / requests as f64;
+    figures.server_cpu_us_per_op = per_request(server.cpu_seconds()? - before);
+    figures.tool_cpu_us_per_op =
+        per_request(stat_cpu_seconds("self", CpuOf::WaitedChildren)? - tool_before);
     Ok(figures)
 }
 

@@ -26,6 +26,20 @@ pub struct Row {
     /// Median server CPU µs per request of Respite and of Redis.
     pub respite_cpu: f64,
     pub redis_cpu: f64,
+    /// Median CPU µs per request of the load tool itself, in Respite's runs.
+    pub respite_tool_cpu: f64,
+}
+
+impl Row {
+    /// The most ops/s Respite could reach if its server and the load tool used every core
+    /// at the CPU per request measured (`cores / (server + tool)`), over Redis's ops/s: the
+    /// best ratio these costs allow on this machine. A target above it cannot be met here
+    /// without cutting CPU per request. None when the CPU figures are missing.
+    pub fn cpu_ceiling(&self, cores: usize) -> Option<f64> {
+        let per_request = self.respite_cpu + self.respite_tool_cpu;
+        (self.respite_cpu > 0.0 && self.respite_tool_cpu > 0.0)
+            .then(|| cores as f64 * 1e6 / per_request / self.redis.figures.ops_per_sec)
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -47,6 +61,16 @@ fn median_cpu(samples: &[&Sample]) -> f64 {
         samples
             .iter()
             .map(|s| s.figures.server_cpu_us_per_op)
+            .collect(),
+    )
+}
+
+/// The median CPU µs per request of the load tool in `samples`.
+fn median_tool_cpu(samples: &[&Sample]) -> f64 {
+    median(
+        samples
+            .iter()
+            .map(|s| s.figures.tool_cpu_us_per_op)
             .collect(),
     )
 }
@@ -122,6 +146,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
             ratio_max: per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             respite_cpu: median_cpu(&respite),
             redis_cpu: median_cpu(&redis),
+            respite_tool_cpu: median_tool_cpu(&respite),
             redis: redis_med,
             respite: respite_med,
             reference_ops: reference.get(&(*tool, *cell)).copied(),
@@ -215,13 +240,13 @@ pub fn write(results: &Results, dir: &Path) -> Result<(), String> {
 
 fn csv(results: &Results) -> String {
     let mut s = String::from(
-        "tool,mode,system,test,pipeline,value_bytes,repeat,ops_per_sec,p50_ms,p99_ms,p999_ms,server_cpu_us_per_op\n",
+        "tool,mode,system,test,pipeline,value_bytes,repeat,ops_per_sec,p50_ms,p99_ms,p999_ms,server_cpu_us_per_op,tool_cpu_us_per_op\n",
     );
     for x in &results.samples {
         let f = &x.figures;
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{:.2},{:.3},{:.3},{:.3},{:.3}",
+            "{},{},{},{},{},{},{},{:.2},{:.3},{:.3},{:.3},{:.3},{:.3}",
             x.tool,
             x.mode,
             x.system.name(),
@@ -233,13 +258,14 @@ fn csv(results: &Results) -> String {
             f.p50_ms,
             f.p99_ms,
             f.p999_ms,
-            f.server_cpu_us_per_op
+            f.server_cpu_us_per_op,
+            f.tool_cpu_us_per_op
         );
     }
     for (system, fp) in &results.footprint {
         let _ = writeln!(
             s,
-            "footprint,everysec,{system},rss_small_bytes={},rss_large_bytes={},restart_ms={},,,,,",
+            "footprint,everysec,{system},rss_small_bytes={},rss_large_bytes={},restart_ms={},,,,,,",
             fp.rss_small_bytes,
             fp.rss_large_bytes,
             fp.restart.map_or(-1.0, |d| d.as_secs_f64() * 1e3)
@@ -267,13 +293,24 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
          own CPU is not in it. It is what a request costs the server, and a noisy shared \
          machine disturbs it far less than ops/s.\n",
     );
+    let _ = writeln!(
+        s,
+        "\nLoad tool CPU µs/request: the same for the load tool itself (a child of the \
+         harness, from the harness's /proc/self/stat once it has exited), in Respite's runs. \
+         CPU ceiling: {} cores ÷ (Respite's server + load tool CPU µs/request), over Redis's \
+         ops/s: the best ratio those costs allow while the load tool shares this machine's \
+         cores. It is an upper bound, reached only when the run is CPU-bound (not when it \
+         waits on fdatasync); a target above it needs less CPU per request, or load from \
+         another machine.",
+        results.cores
+    );
     s.push('\n');
     s.push_str(
         "| tool | appendfsync | cell | ratio Respite/Redis (spread) | Respite ops/s | Redis ops/s \
          | Redis no-persist ops/s | Respite p50/p99/p99.9 ms | Redis p50/p99/p99.9 ms \
-         | server CPU µs/request Respite / Redis |\n",
+         | server CPU µs/request Respite / Redis | load tool CPU µs/request | CPU ceiling |\n",
     );
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let lat = |x: &Sample| {
             format!(
@@ -283,7 +320,7 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} | {} | {} | {} | {} |",
+            "| {} | {} | {} | **{:.2}x** ({:.2}-{:.2}) | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} |",
             r.tool,
             r.mode,
             r.cell.label(),
@@ -296,6 +333,13 @@ fn markdown(results: &Results, rows: &[Row]) -> String {
             lat(&r.respite),
             lat(&r.redis),
             cpu_pair(r.respite_cpu, r.redis_cpu),
+            if r.respite_tool_cpu > 0.0 {
+                format!("{:.2}", r.respite_tool_cpu)
+            } else {
+                "-".into()
+            },
+            r.cpu_ceiling(results.cores)
+                .map_or("-".into(), |c| format!("{c:.2}x")),
         );
     }
     if !results.footprint.is_empty() {

@@ -152,16 +152,7 @@ impl Server {
     /// figure a noisy shared machine disturbs far less than ops/s.
     pub fn cpu_seconds(&self) -> Result<f64, String> {
         let pid = self.pid().ok_or("server not running")?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("read /proc/{pid}/stat: {e}"))?;
-        let (utime, stime) =
-            stat_cpu_ticks(&stat).ok_or_else(|| format!("malformed /proc/{pid}/stat"))?;
-        // SAFETY: sysconf only reads a configuration value.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if hz <= 0 {
-            return Err("sysconf(_SC_CLK_TCK) failed".into());
-        }
-        Ok((utime + stime) as f64 / hz as f64)
+        stat_cpu_seconds(&pid.to_string(), CpuOf::Process)
     }
 
     /// Resident set size of the server process, in bytes.
@@ -279,27 +270,73 @@ pub fn ping(port: u16) -> bool {
 /// utime and stime (clock ticks) from a `/proc/PID/stat` line. The command name, field 2, is
 /// in parentheses and may hold spaces and parentheses itself, so fields are counted from the
 /// last ')': state is field 3, utime and stime are fields 14 and 15.
-fn stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+/// Whose CPU time a `/proc/<pid>/stat` read gives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CpuOf {
+    /// The process itself (utime, stime: fields 14 and 15).
+    Process,
+    /// Its children that have exited and been waited for (cutime, cstime: fields 16 and
+    /// 17). Read before and after a load tool runs as the harness's child, it gives the
+    /// load tool's own CPU time, servers being children that are not waited for until they
+    /// stop.
+    WaitedChildren,
+}
+
+/// User plus system CPU seconds of `pid` (a number or `self`), per `of`.
+pub fn stat_cpu_seconds(pid: &str, of: CpuOf) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("read /proc/{pid}/stat: {e}"))?;
+    let (user, system) =
+        stat_cpu_ticks(&stat, of).ok_or_else(|| format!("malformed /proc/{pid}/stat"))?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return Err("sysconf(_SC_CLK_TCK) failed".into());
+    }
+    Ok((user + system) as f64 / hz as f64)
+}
+
+/// The (user, system) clock ticks of a `/proc/<pid>/stat` line, per `of`.
+fn stat_cpu_ticks(stat: &str, of: CpuOf) -> Option<(u64, u64)> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| fields.get(i - 3)?.parse::<u64>().ok();
-    Some((field(14)?, field(15)?))
+    let first = match of {
+        CpuOf::Process => 14,
+        CpuOf::WaitedChildren => 16,
+    };
+    Some((field(first)?, field(first + 1)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stat_cpu_ticks;
+    use super::{CpuOf, stat_cpu_seconds, stat_cpu_ticks};
 
     #[test]
     fn stat_fields_are_counted_from_the_last_parenthesis() {
-        let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 52 0 0 20 0 3 0 9";
-        assert_eq!(stat_cpu_ticks(stat), Some((731, 52)));
-        assert_eq!(stat_cpu_ticks("4242 (x) S 1 2"), None);
+        let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 731 52 9 4 20 0 3 0 9";
+        assert_eq!(stat_cpu_ticks(stat, CpuOf::Process), Some((731, 52)));
+        assert_eq!(stat_cpu_ticks(stat, CpuOf::WaitedChildren), Some((9, 4)));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1 2", CpuOf::Process), None);
     }
 
     #[test]
     fn this_process_has_a_readable_cpu_time() {
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(stat_cpu_ticks(&stat).is_some(), "{stat}");
+        assert!(stat_cpu_ticks(&stat, CpuOf::Process).is_some(), "{stat}");
+    }
+
+    /// A child that burns CPU and is waited for shows up in the waited-children figure,
+    /// which is how the harness measures the load tool's own CPU.
+    #[test]
+    fn a_waited_for_child_counts_in_the_children_cpu() {
+        let before = stat_cpu_seconds("self", CpuOf::WaitedChildren).unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = stat_cpu_seconds("self", CpuOf::WaitedChildren).unwrap();
+        assert!(after > before, "children CPU {before} -> {after}");
     }
 }
