@@ -2,8 +2,11 @@
 //! redis-server on this machine, in one run, and reports ratios.
 //!
 //! `cargo run -p respite-benches --release -- compare [--quick]` (see `--help`).
+//! `cargo run -p respite-benches --release -- bounds`: this machine's floors (memory
+//! latency, fdatasync, AES-GCM) to set the figures beside.
 //! The criterion benches of the protocol and the engine live in `benches/benches/`.
 
+mod bounds;
 mod compare;
 
 fn main() {
@@ -20,10 +23,14 @@ fn main() {
                 }
             }
         }
+        Some("bounds") => {
+            if let Err(e) = bounds::run(&args[1..]) {
+                eprintln!("bounds: {e}");
+                std::process::exit(1);
+            }
+        }
         _ => {
-            eprintln!(
-                "usage: respite-benches compare [options]   (compare --help for the options)"
-            );
+            eprintln!("usage: respite-benches compare|bounds [options]   (--help for the options)");
             std::process::exit(2);
         }
     }
