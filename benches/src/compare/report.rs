@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use super::load::Cell;
+use super::load::{Cell, Figures};
 use super::server::System;
 use super::{Results, Sample};
 
@@ -55,24 +55,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// The median server CPU µs per request of `samples`.
-fn median_cpu(samples: &[&Sample]) -> f64 {
-    median(
-        samples
-            .iter()
-            .map(|s| s.figures.server_cpu_us_per_op)
-            .collect(),
-    )
+/// The median of one figure over `samples` (a CPU µs per request).
+fn median_of(samples: &[&Sample], figure: impl Fn(&Figures) -> f64) -> f64 {
+    median(samples.iter().map(|s| figure(&s.figures)).collect())
 }
 
-/// The median CPU µs per request of the load tool in `samples`.
-fn median_tool_cpu(samples: &[&Sample]) -> f64 {
-    median(
-        samples
-            .iter()
-            .map(|s| s.figures.tool_cpu_us_per_op)
-            .collect(),
-    )
+/// The median server CPU µs per request of `samples`.
+fn median_cpu(samples: &[&Sample]) -> f64 {
+    median_of(samples, |f| f.server_cpu_us_per_op)
 }
 
 /// A CPU-per-request pair as "a / b (a/b x)".
@@ -146,7 +136,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
             ratio_max: per_repeat.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             respite_cpu: median_cpu(&respite),
             redis_cpu: median_cpu(&redis),
-            respite_tool_cpu: median_tool_cpu(&respite),
+            respite_tool_cpu: median_of(&respite, |f| f.tool_cpu_us_per_op),
             redis: redis_med,
             respite: respite_med,
             reference_ops: reference.get(&(*tool, *cell)).copied(),
