@@ -322,8 +322,6 @@ pub fn run(options: Options) -> Result<Option<PathBuf>, String> {
     Ok(Some(out))
 }
 
-/// Runs one load of `requests` against `server` and adds the server's CPU time per request
-/// over it to the figures.
 /// Runs one load (`run`, whose load tool is a child process it waits for) and adds what
 /// it cost in CPU per request: the server's, and the load tool's own.
 fn with_cpu(

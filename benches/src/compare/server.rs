@@ -267,9 +267,6 @@ pub fn ping(port: u16) -> bool {
     &buf[..7] == b"+PONG\r\n"
 }
 
-/// utime and stime (clock ticks) from a `/proc/PID/stat` line. The command name, field 2, is
-/// in parentheses and may hold spaces and parentheses itself, so fields are counted from the
-/// last ')': state is field 3, utime and stime are fields 14 and 15.
 /// Whose CPU time a `/proc/<pid>/stat` read gives.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CpuOf {
@@ -296,7 +293,10 @@ pub fn stat_cpu_seconds(pid: &str, of: CpuOf) -> Result<f64, String> {
     Ok((user + system) as f64 / hz as f64)
 }
 
-/// The (user, system) clock ticks of a `/proc/<pid>/stat` line, per `of`.
+/// The (user, system) clock ticks of a `/proc/<pid>/stat` line, per `of`. The command
+/// name, field 2, is in parentheses and may hold spaces and parentheses itself, so fields
+/// are counted from the last ')': state is field 3, utime and stime are fields 14 and 15,
+/// cutime and cstime 16 and 17.
 fn stat_cpu_ticks(stat: &str, of: CpuOf) -> Option<(u64, u64)> {
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
