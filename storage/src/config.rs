@@ -75,7 +75,11 @@ pub struct Config {
     pub databases: usize,
     /// Number of shards (writer locks and index slices; every shard appends to the one
     /// shared log). Fixed when the data directory is created: a later open uses the number
-    /// stored on disk.
+    /// stored on disk. The default is 64: two writers collide on a shard lock in proportion
+    /// to 1/shards, and a collision costs a futex sleep or a `sched_yield`; with 16, two
+    /// reactors under `redis-benchmark -t set -P 16` spent 0.09 yields and 0.04 context
+    /// switches per SET, with 64 a third of that and 12-19% more SETs/s. A shard costs about
+    /// 13 KiB of empty indexes with 16 databases (idle RSS 4.8 MiB with 16 shards, 5.5 with 64).
     pub shards: usize,
     /// When fdatasync runs.
     pub sync_mode: SyncMode,
@@ -112,7 +116,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             databases: 16,
-            shards: 16,
+            shards: 64,
             sync_mode: SyncMode::EverySec,
             cache_capacity_bytes: 256 * 1024 * 1024,
             write_buffer_bytes: 64 * 1024,

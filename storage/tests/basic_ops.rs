@@ -175,3 +175,57 @@ fn second_engine_on_the_same_directory_is_refused() {
     let e = Engine::open(dir.path(), cfg()).unwrap();
     e.close().unwrap();
 }
+
+/// A data directory created under another shard count (16 was the default until the
+/// default became 64) keeps its own: opened with the new default it serves every key, and
+/// the log files written after that carry the same count, so the next open still reads them
+/// all (logs that disagree on the count fail the open as corrupt).
+#[test]
+fn a_directory_keeps_the_shard_count_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let small_logs = |shards| Config {
+        shards,
+        max_file_bytes: 64 * 1024,
+        ..Config::default()
+    };
+    assert_ne!(
+        Config::default().shards,
+        16,
+        "the test needs a different count"
+    );
+    let key = |i: u32| format!("key:{i}").into_bytes();
+    let e = Engine::open(dir.path(), small_logs(16)).unwrap();
+    for i in 0..2000u32 {
+        e.set(0, &key(i), &i.to_le_bytes(), SetOptions::default())
+            .unwrap();
+    }
+    e.close().unwrap();
+    // Reopened with the default count: every key is there; new writes rotate through new logs.
+    let e = Engine::open(dir.path(), small_logs(Config::default().shards)).unwrap();
+    for i in 0..2000u32 {
+        assert_eq!(e.get(0, &key(i)).unwrap().unwrap(), &i.to_le_bytes()[..]);
+    }
+    for i in (0..2000u32).step_by(2) {
+        e.set(0, &key(i), &(i + 1).to_le_bytes(), SetOptions::default())
+            .unwrap();
+    }
+    for i in (1..2000u32).step_by(4) {
+        assert!(e.delete(0, &key(i)).unwrap().0);
+    }
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), small_logs(Config::default().shards)).unwrap();
+    assert_eq!(e.len(0), 1500);
+    for i in 0..2000u32 {
+        let want = match i % 4 {
+            1 => None,
+            _ if i % 2 == 0 => Some((i + 1).to_le_bytes()),
+            _ => Some(i.to_le_bytes()),
+        };
+        assert_eq!(
+            e.get(0, &key(i)).unwrap().as_deref(),
+            want.as_ref().map(|w| &w[..]),
+            "key {i}"
+        );
+    }
+    e.close().unwrap();
+}
