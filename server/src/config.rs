@@ -125,6 +125,9 @@ pub struct Config {
     /// A log file is sealed (and gets its hint file) once it reaches this size
     /// (`log-file-size 128mb`); `None` keeps the engine's default.
     pub log_file_bytes: Option<u64>,
+    /// Values up to this many bytes are kept in memory beside their key and read without the
+    /// block cache or the disk (`inline-value-max 64`); `None` keeps the engine's default.
+    pub inline_value_max: Option<usize>,
     /// `encryption-key-file PATH`: the master key file (32 raw bytes or 64 hex digits) that
     /// encrypts every data file at rest (docs/encryption.md). Read once at start-up; `None`
     /// keeps the folder plain. Not changeable at run time.
@@ -154,6 +157,7 @@ impl Default for Config {
             trees: Vec::new(),
             shards: None,
             fixed_max_key_size: None,
+            inline_value_max: None,
             log_file_bytes: None,
             encryption_key_file: None,
             warnings: Vec::new(),
@@ -345,6 +349,13 @@ impl Config {
             "fixed-max-key-size" => {
                 self.fixed_max_key_size = Some(parse_num(value, 1, 65535)? as usize);
             }
+            "inline-value-max" => {
+                let v = parse_size(value)?;
+                if v > INLINE_VALUE_MAX_LIMIT {
+                    return Err("argument must be at most 64kb".into());
+                }
+                self.inline_value_max = Some(v as usize);
+            }
             "loglevel" => {
                 self.loglevel = LogLevel::parse(value)
                     .ok_or("argument must be one of debug, verbose, notice, warning")?;
@@ -448,6 +459,9 @@ impl Config {
         if let Some(n) = self.log_file_bytes {
             c.max_file_bytes = n;
         }
+        if let Some(n) = self.inline_value_max {
+            c.inline_value_max = n;
+        }
         c
     }
 
@@ -488,6 +502,10 @@ fn parse_num(s: &str, min: u64, max: u64) -> Result<u64, String> {
     }
     u64::try_from(v).map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
+
+/// The largest `inline-value-max`: past it, values are better served by the block cache,
+/// which holds only what is read.
+const INLINE_VALUE_MAX_LIMIT: u64 = 64 * 1024;
 
 /// The block cache's default size (`cache-size auto`): a quarter of the memory this process
 /// may use, the machine's or its control group's limit if lower, and at least 64 MiB (256 MiB
@@ -873,6 +891,22 @@ mod tests {
         assert_eq!(engine.max_file_bytes, 1 << 20);
         assert!(Config::from_args(["--log-file-size", "1k"]).is_err());
         assert!(Config::from_args(["--log-file-size", "3gb"]).is_err());
+
+        let default = respite_storage::Config::default().inline_value_max;
+        let logger = || slog::Logger::root(slog::Discard, slog::o!());
+        let engine = Config::default().engine_config(logger());
+        assert_eq!(engine.inline_value_max, default);
+        let c = Config::from_args(["--inline-value-max", "128"]).unwrap();
+        assert_eq!(c.engine_config(logger()).inline_value_max, 128);
+        let c = Config::from_args(["--inline-value-max", "0"]).unwrap();
+        assert_eq!(c.engine_config(logger()).inline_value_max, 0);
+        let c = Config::from_args(["--inline-value-max", "64kb"]).unwrap();
+        assert_eq!(c.engine_config(logger()).inline_value_max, 64 * 1024);
+        let e = Config::from_args(["--inline-value-max", "65537"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inline-value-max"), "{e}");
+        assert!(Config::from_args(["--inline-value-max", "big"]).is_err());
     }
 
     #[test]

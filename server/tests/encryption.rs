@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use common::{BIN, PATIENCE, Server};
+use common::{BIN, PATIENCE, Server, info_field};
 
 /// A fresh temp folder with a hex key file `hex.key`, a raw key file `raw.key` (different
 /// keys) and the data folder path `data` (not created).
@@ -119,13 +119,6 @@ fn rotate(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(str::to_owned)
 }
 
 /// Starts the server on `dir` with `flags`, sets `k` to `v`, and stops it cleanly.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, info_field};
 
 #[test]
 fn data_survives_sigterm_restart() {
@@ -46,4 +46,76 @@ fn shutdown_command_exits_zero_and_keeps_data() {
     let server2 = Server::start_in(&dir, &[]);
     let mut c = server2.connect();
     c.call(&["GET", "k"], "$1\r\nv\r\n");
+}
+
+/// INFO stats' block-cache hits plus misses: how many reads went through the block cache.
+fn block_cache_reads(c: &mut redis::Connection) -> u64 {
+    ["cache_hits", "cache_misses"]
+        .iter()
+        .map(|f| info_field(c, "stats", f).unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+/// `inline-value-max` changes where a read comes from, never what it returns: values up to it
+/// are served from memory without touching the block cache, and a folder written under one
+/// setting reads back whole under another (start-up fills or drops the in-memory copies).
+#[test]
+fn inline_value_max_moves_small_values_into_memory_across_restarts() {
+    let value = |i: usize| format!("{i:0>100}"); // 100 bytes: above the default of 64
+    let set_all = |c: &mut redis::Connection, keys: std::ops::Range<usize>| {
+        for i in keys {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg(value(i))
+                .query(c)
+                .unwrap();
+        }
+    };
+    let get_all = |c: &mut redis::Connection, n: usize| {
+        for i in 0..n {
+            let got: String = redis::cmd("GET").arg(format!("k{i}")).query(c).unwrap();
+            assert_eq!(got, value(i), "k{i}");
+        }
+    };
+    let server = Server::start(&[]);
+    let mut c = server.redis();
+    set_all(&mut c, 0..200);
+    drop(c);
+
+    let server = server.restart(&["--inline-value-max", "128"]);
+    let mut c = server.redis();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("inline-value-max")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, ["inline-value-max", "128"]);
+    let refused: redis::RedisResult<()> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("inline-value-max")
+        .arg("0")
+        .query(&mut c);
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("can't set immutable config"),
+        "set only at start-up"
+    );
+    let before = block_cache_reads(&mut c);
+    get_all(&mut c, 200);
+    assert_eq!(
+        block_cache_reads(&mut c),
+        before,
+        "100-byte values served from memory"
+    );
+    set_all(&mut c, 200..300);
+    drop(c);
+
+    // With nothing inline, the same reads (written under both settings) go to the log.
+    let server = server.restart(&["--inline-value-max", "0"]);
+    let mut c = server.redis();
+    let before = block_cache_reads(&mut c);
+    get_all(&mut c, 300);
+    assert!(block_cache_reads(&mut c) >= before + 300);
 }

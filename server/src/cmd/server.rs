@@ -68,6 +68,12 @@ fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
                 .unwrap_or(respite_storage::Config::default().max_file_bytes)
                 .to_string(),
         ),
+        (
+            "inline-value-max",
+            c.inline_value_max
+                .unwrap_or(respite_storage::Config::default().inline_value_max)
+                .to_string(),
+        ),
         // The key file's path, never the key.
         (
             "encryption-key-file",
@@ -143,6 +149,8 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 | "cache-size"
                 | "logfile"
                 | "daemonize"
+                | "log-file-size"
+                | "inline-value-max"
                 | "encryption-key-file" => {
                     return Err(fail("can't set immutable config".into()));
                 }

@@ -204,6 +204,14 @@ impl Server {
     }
 }
 
+/// The value of `field` in INFO `section`, if the section has it.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(str::to_owned)
+}
+
 /// Runs a script of `tests/py/` with the server's port as its argument, fails the test
 /// with its output unless it exits 0, and returns its stdout.
 pub fn run_python(script: &str, server: &Server) -> String {
