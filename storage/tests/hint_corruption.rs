@@ -40,10 +40,9 @@ fn check(e: &Engine) {
     }
 }
 
-#[test]
-fn hints_used_and_corrupt_hints_fall_back_to_scanning() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), cfg()).unwrap();
+/// Writes the keys `check` expects: values of 5-7 and 100-140 bytes, some with an expiry,
+/// every seventh deleted.
+fn fill(e: &Engine) {
     for i in 0..300u32 {
         let v = format!("v{i}-").repeat(if i % 2 == 0 { 1 } else { 20 });
         let expiry = if i % 3 == 0 {
@@ -65,6 +64,19 @@ fn hints_used_and_corrupt_hints_fall_back_to_scanning() {
     for i in (0..300u32).step_by(7) {
         e.delete(0, format!("key{i}").as_bytes()).unwrap();
     }
+}
+
+/// Reads through the block cache so far (hits and misses).
+fn cache_reads(e: &Engine) -> u64 {
+    let s = e.stats();
+    s.cache_hits + s.cache_misses
+}
+
+#[test]
+fn hints_used_and_corrupt_hints_fall_back_to_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    fill(&e);
     e.close().unwrap();
     let hs = hints(dir.path());
     assert!(hs.len() >= 2, "sealed logs got no hints: {hs:?}");
@@ -91,4 +103,42 @@ fn hints_used_and_corrupt_hints_fall_back_to_scanning() {
     let e = Engine::open(dir.path(), cfg()).unwrap();
     check(&e);
     e.close().unwrap();
+}
+
+/// A folder written with one `inline_value_max` opens whole with another: start-up fills the
+/// in-memory copies of values the hints do not carry from the logs, and drops those the
+/// hints carry beyond the new limit.
+#[test]
+fn a_changed_inline_value_max_reads_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    fill(&e);
+    e.close().unwrap();
+    assert!(hints(dir.path()).len() >= 2, "sealed logs got no hints");
+
+    // Every value in memory: reading them all touches no block cache.
+    let all_inline = Config {
+        inline_value_max: 200,
+        ..cfg()
+    };
+    let e = Engine::open(dir.path(), all_inline).unwrap();
+    let before = cache_reads(&e);
+    check(&e);
+    assert_eq!(cache_reads(&e), before, "a value was read from a log");
+    e.close().unwrap();
+
+    // None in memory: the 257 live values are all read from the logs.
+    let none_inline = Config {
+        inline_value_max: 0,
+        ..cfg()
+    };
+    let e = Engine::open(dir.path(), none_inline).unwrap();
+    let before = cache_reads(&e);
+    check(&e);
+    let read = cache_reads(&e) - before;
+    assert!(read >= 257, "{read} reads from the logs");
+    e.close().unwrap();
+
+    let e = Engine::open(dir.path(), cfg()).unwrap();
+    check(&e);
 }
