@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use common::{BIN, PATIENCE, Server, info_field};
+use common::{BIN, PATIENCE, Server, config_get, info_field};
 
 /// A fresh temp folder with a hex key file `hex.key`, a raw key file `raw.key` (different
 /// keys) and the data folder path `data` (not created).
@@ -182,17 +182,9 @@ fn the_key_file_is_fixed_at_start_and_config_get_shows_only_its_path() {
     let key_text = std::fs::read_to_string(keys.path("hex.key")).unwrap();
     let server = Server::start_in(&keys.data(), &["--encryption-key-file", &key]);
     let mut c = server.redis();
-    let got: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("encryption-key-file")
-        .query(&mut c)
-        .unwrap();
+    let got = config_get(&mut c, "encryption-key-file");
     assert_eq!(got, vec!["encryption-key-file".to_owned(), key.clone()]);
-    let everything: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("*")
-        .query(&mut c)
-        .unwrap();
+    let everything = config_get(&mut c, "*");
     assert!(
         everything.iter().all(|v| !v.contains(key_text.trim())),
         "the key itself never leaves the server"
@@ -202,11 +194,7 @@ fn the_key_file_is_fixed_at_start_and_config_get_shows_only_its_path() {
         &["CONFIG", "SET", "encryption-key-file", &keys.arg("raw.key")],
         "-ERR CONFIG SET failed (possibly related to argument 'encryption-key-file') - can't set immutable config\r\n",
     );
-    let got: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("encryption-key-file")
-        .query(&mut c)
-        .unwrap();
+    let got = config_get(&mut c, "encryption-key-file");
     assert_eq!(got[1], key, "unchanged after the refused CONFIG SET");
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, info_field};
+use common::{Server, config_get, info_field};
 
 #[test]
 fn data_survives_sigterm_restart() {
@@ -84,11 +84,7 @@ fn inline_value_max_moves_small_values_into_memory_across_restarts() {
 
     let server = server.restart(&["--inline-value-max", "128"]);
     let mut c = server.redis();
-    let got: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("inline-value-max")
-        .query(&mut c)
-        .unwrap();
+    let got = config_get(&mut c, "inline-value-max");
     assert_eq!(got, ["inline-value-max", "128"]);
     let refused: redis::RedisResult<()> = redis::cmd("CONFIG")
         .arg("SET")

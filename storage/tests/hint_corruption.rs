@@ -66,10 +66,23 @@ fn fill(e: &Engine) {
     }
 }
 
-/// Reads through the block cache so far (hits and misses).
-fn cache_reads(e: &Engine) -> u64 {
-    let s = e.stats();
-    s.cache_hits + s.cache_misses
+/// Opens `dir` with `inline_value_max` = `limit`, runs `check`, closes, and returns how many
+/// of check's reads went through the block cache (hits and misses).
+fn check_counting_cache_reads(dir: &Path, limit: usize) -> u64 {
+    let cache_reads = |e: &Engine| {
+        let s = e.stats();
+        s.cache_hits + s.cache_misses
+    };
+    let cfg = Config {
+        inline_value_max: limit,
+        ..cfg()
+    };
+    let e = Engine::open(dir, cfg).unwrap();
+    let before = cache_reads(&e);
+    check(&e);
+    let read = cache_reads(&e) - before;
+    e.close().unwrap();
+    read
 }
 
 #[test]
@@ -117,27 +130,11 @@ fn a_changed_inline_value_max_reads_the_same_values() {
     assert!(hints(dir.path()).len() >= 2, "sealed logs got no hints");
 
     // Every value in memory: reading them all touches no block cache.
-    let all_inline = Config {
-        inline_value_max: 200,
-        ..cfg()
-    };
-    let e = Engine::open(dir.path(), all_inline).unwrap();
-    let before = cache_reads(&e);
-    check(&e);
-    assert_eq!(cache_reads(&e), before, "a value was read from a log");
-    e.close().unwrap();
-
+    let read = check_counting_cache_reads(dir.path(), 200);
+    assert_eq!(read, 0, "a value was read from a log");
     // None in memory: the 257 live values are all read from the logs.
-    let none_inline = Config {
-        inline_value_max: 0,
-        ..cfg()
-    };
-    let e = Engine::open(dir.path(), none_inline).unwrap();
-    let before = cache_reads(&e);
-    check(&e);
-    let read = cache_reads(&e) - before;
+    let read = check_counting_cache_reads(dir.path(), 0);
     assert!(read >= 257, "{read} reads from the logs");
-    e.close().unwrap();
 
     let e = Engine::open(dir.path(), cfg()).unwrap();
     check(&e);

@@ -31,6 +31,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
     let dir = std::fs::canonicalize(&c.dir).unwrap_or_else(|_| c.dir.clone());
     let limit = c.client_output_buffer_limit;
+    let engine = respite_storage::Config::default();
     vec![
         ("port", c.port.to_string()),
         ("bind", c.bind.join(" ")),
@@ -65,13 +66,13 @@ fn config_pairs(c: &Config, sync: SyncMode) -> Vec<(&'static str, String)> {
         (
             "log-file-size",
             c.log_file_bytes
-                .unwrap_or(respite_storage::Config::default().max_file_bytes)
+                .unwrap_or(engine.max_file_bytes)
                 .to_string(),
         ),
         (
             "inline-value-max",
             c.inline_value_max
-                .unwrap_or(respite_storage::Config::default().inline_value_max)
+                .unwrap_or(engine.inline_value_max)
                 .to_string(),
         ),
         // The key file's path, never the key.

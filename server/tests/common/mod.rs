@@ -212,6 +212,15 @@ pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> Opti
         .map(str::to_owned)
 }
 
+/// CONFIG GET `pattern`: the flat (name, value, ...) list of the settings it matches.
+pub fn config_get(c: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(pattern)
+        .query(c)
+        .unwrap()
+}
+
 /// Runs a script of `tests/py/` with the server's port as its argument, fails the test
 /// with its output unless it exits 0, and returns its stdout.
 pub fn run_python(script: &str, server: &Server) -> String {
