@@ -4,7 +4,9 @@
 //! RESPITE_BENCH_KEYS keys (default 1,000,000) of 16 bytes with 100-byte values, then:
 //! get (block cache hit), get (cold: block cache off, log in the page cache), set of a new
 //! key (sequential and random key order), update of an existing key, delete; then get, set, update and delete on two threads
-//! (reported as wall time per operation, so half the single-thread figure is perfect scaling).
+//! (reported as wall time per operation, so half the single-thread figure is perfect scaling);
+//! and for respite, gets in batches of 16 random keys with and without `Engine::prefetch`,
+//! as a server runs a pipeline.
 //!
 //! Durability: respite runs with `SyncMode::No` (buffers go to the OS about once a second;
 //! no fdatasync) and fjall with `manual_journal_persist(true)` (journal buffered in-process,
@@ -207,10 +209,42 @@ fn respite_cfg(cache: u64) -> Config {
     cfg
 }
 
+/// A server decodes a pipeline's requests before it runs them and asks the engine to
+/// prefetch their keys (`Engine::prefetch`): 16 random block-cache hits with and without that
+/// hint, reported per get.
+fn pipeline(c: &mut Criterion, e: &Engine) {
+    let n = nkeys();
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut g = c.benchmark_group("respite_pipeline16");
+    for prefetch in [false, true] {
+        let name = if prefetch { "get_prefetched" } else { "get" };
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut keys = [[0u8; 16]; 16];
+                let start = Instant::now();
+                for _ in 0..iters.div_ceil(16) {
+                    for k in keys.iter_mut() {
+                        *k = key(b'k', rng.random_range(0..n));
+                    }
+                    if prefetch {
+                        e.prefetch(0, keys.iter().map(|k| &k[..]));
+                    }
+                    for k in &keys {
+                        Kv::get(e, k);
+                    }
+                }
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
 fn respite(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let e = Arc::new(Engine::open(dir.path(), respite_cfg(256 << 20)).unwrap());
     suite(c, "respite", e.clone());
+    pipeline(c, &e);
     let s = e.stats();
     eprintln!(
         "respite: cache hits {} misses {}; {} files, {} bytes on disk",

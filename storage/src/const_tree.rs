@@ -244,6 +244,11 @@ impl<W: Words> ConstShard<W> {
         self.table.find(hash, guard, |k| k.bytes() == key)
     }
 
+    /// The lookup table, for prefetching a batch of probes (`Engine::prefetch`).
+    pub(crate) fn table(&self) -> &LookupTable<CNode<W>> {
+        &self.table
+    }
+
     /// Links a node whose key is not present. Caller holds the shard lock.
     fn insert(&self, node: CNode<W>, guard: &Guard) {
         let e = self.list.insert(node, (), guard);

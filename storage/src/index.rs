@@ -133,6 +133,11 @@ impl Index {
         self.table.find(hash, guard, |k| k.bytes() == key)
     }
 
+    /// The lookup table, for prefetching a batch of probes (`Engine::prefetch`).
+    pub(crate) fn table(&self) -> &LookupTable<IKey> {
+        &self.table
+    }
+
     /// Inserts a key that is not in the index. Caller holds the shard lock.
     pub(crate) fn insert_new<'g>(
         &self,

@@ -49,6 +49,35 @@ fn pack(hash: u64, p: usize) -> u64 {
     (tag(hash) << PTR_BITS) | p as u64
 }
 
+/// Asks the CPU to start loading the cache line at `p` (a hint: a no-op off x86-64).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 only moves a line toward the cache. It never faults, whatever the
+    // address (an unmapped or freed one is simply dropped), and reads or writes nothing a
+    // program can observe; SSE, which it needs, is part of every x86-64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Prefetches the probes of a batch of hashes, each in the table `table` gives for it: every
+/// first slot, then (those having landed meanwhile) every node they point at.
+pub(crate) fn prefetch_probes<'t, T: Hashed + 't>(
+    hashes: &[u64],
+    guard: &Guard,
+    table: impl Fn(u64) -> &'t LookupTable<T>,
+) {
+    for &h in hashes {
+        table(h).prefetch_slot(h, guard);
+    }
+    for &h in hashes {
+        table(h).prefetch_node(h, guard);
+    }
+}
+
 struct Table {
     mask: usize,
     slots: Box<[AtomicU64]>,
@@ -118,6 +147,29 @@ impl<T: Hashed> LookupTable<T> {
             }
             // The table is never more than 3/4 used, so an EMPTY slot ends every probe.
             i = (i + 1) & t.mask;
+        }
+    }
+
+    /// Starts loading the slot a `find` of `hash` probes first. Reads nothing itself.
+    #[inline]
+    pub(crate) fn prefetch_slot(&self, hash: u64, guard: &Guard) {
+        let t = self.current(guard);
+        prefetch(std::ptr::from_ref(&t.slots[home(hash, t.mask)]).cast());
+    }
+
+    /// Starts loading the node the first probed slot of `hash` points at, if its tag
+    /// matches: meant to follow `prefetch_slot` once that had time to land. The node is not
+    /// read here (a prefetch of a node freed meanwhile is harmless: it never faults).
+    #[inline]
+    pub(crate) fn prefetch_node(&self, hash: u64, guard: &Guard) {
+        let t = self.current(guard);
+        let w = t.slots[home(hash, t.mask)].load(Ordering::Relaxed);
+        if w != EMPTY && w != TOMB && w >> PTR_BITS == tag(hash) {
+            let first = (w & PTR_MASK) as usize;
+            // A node may straddle two cache lines: load the line of its last byte too.
+            let last = first.wrapping_add(std::mem::size_of::<T>() - 1);
+            prefetch(first as *const u8);
+            prefetch(last as *const u8);
         }
     }
 
