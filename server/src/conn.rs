@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
-use respite_protocol::{Decoder, Reply, encode};
+use respite_protocol::{Decoder, ProtocolError, Reply, encode};
 use respite_storage::Gsn;
 
 use crate::cmd::{self, After, Changed, Client, Ctx};
@@ -30,6 +30,8 @@ const READ_MIN: usize = 4 * 1024;
 const READ_MAX: usize = 64 * 1024;
 /// Reads per `drive` call before yielding to other connections (fairness).
 const READS_PER_TURN: usize = 16;
+/// Requests decoded (and their keys prefetched) ahead of execution.
+const BATCH: usize = 16;
 
 /// The WAITAOF reply `[1, 0]`; patched to `[0, 0]` on timeout (same length, so in place).
 const WAITAOF_OK: &[u8] = b"*2\r\n:1\r\n:0\r\n";
@@ -79,6 +81,10 @@ pub struct Connection {
     sendable: usize,
     held: VecDeque<Held>,
     decoder: Decoder,
+    /// Requests decoded from `input` and not yet executed (see `decode_batch`).
+    ready: VecDeque<Vec<Bytes>>,
+    /// A malformed frame found after the requests in `ready`.
+    bad_frame: Option<ProtocolError>,
     /// Connection state commands see.
     pub client: Client,
     /// The socket may have unread bytes (edge-triggered: set on READABLE, cleared on
@@ -118,6 +124,8 @@ impl Connection {
             sendable: 0,
             held: VecDeque::new(),
             decoder,
+            ready: VecDeque::new(),
+            bad_frame: None,
             client,
             can_read: true,
             closing: false,
@@ -163,6 +171,9 @@ impl Connection {
         if self.output.is_empty() && self.output.capacity() > 0 {
             self.output = BytesMut::new();
         }
+        if self.ready.is_empty() && self.ready.capacity() > 0 {
+            self.ready = VecDeque::new();
+        }
     }
 
     /// Changes the decoder's limits (CONFIG SET proto-max-bulk-len).
@@ -197,7 +208,8 @@ impl Connection {
             self.flush(stats)?;
             let wrote = self.output.len() < before;
             // Keep going while there is something left to do that could now make progress.
-            let more_input = !self.input.is_empty() && !self.closing;
+            let pending = !self.input.is_empty() || !self.ready.is_empty();
+            let more_input = pending && !self.closing;
             if !(progressed || (wrote && (self.can_read || more_input))) {
                 break;
             }
@@ -275,21 +287,21 @@ impl Connection {
     fn process(&mut self, shared: &Arc<Shared>, stats: &ReactorStats, settings: ConnSettings) {
         let mut executed = false;
         while !self.closing && self.output.len() <= OUTPUT_PAUSE_BYTES {
-            let args = match self.decoder.decode(&mut self.input) {
-                Ok(Some(args)) => args,
-                Ok(None) => {
-                    self.input_stalled = true;
-                    break;
-                }
-                Err(e) => {
+            if self.ready.is_empty() {
+                self.decode_batch(shared);
+            }
+            let Some(args) = self.ready.pop_front() else {
+                if let Some(e) = self.bad_frame.take() {
                     let reply = Reply::Error(e.to_string().into());
                     self.push(&reply, 0, false);
                     self.input.clear();
                     self.closing = true;
                     slog::debug!(shared.log, "Protocol error from client";
                         "id" => self.client.meta.id, "error" => %e);
-                    break;
+                } else {
+                    self.input_stalled = true;
                 }
+                break;
             };
             executed = true;
             self.input_stalled = false;
@@ -339,6 +351,25 @@ impl Connection {
                 .store(shared.uptime_ms(), Ordering::Relaxed);
             meta.qbuf.store(self.input.len(), Ordering::Relaxed);
             meta.omem.store(self.output.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Decodes up to `BATCH` complete requests into `ready` (a malformed frame ends the
+    /// batch and waits in `bad_frame`, answered after the requests before it), then asks the
+    /// engine to prefetch their keys, so a pipeline's index lookups miss the cache together.
+    fn decode_batch(&mut self, shared: &Shared) {
+        while self.ready.len() < BATCH && self.bad_frame.is_none() {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(args)) => self.ready.push_back(args),
+                Ok(None) => break,
+                Err(e) => self.bad_frame = Some(e),
+            }
+        }
+        if self.ready.len() > 1 {
+            // The first argument after the name is the key of most requests; for the others
+            // the prefetch is a wasted hint, never a wrong result.
+            let keys = self.ready.iter().filter_map(|a| a.get(1)).map(|k| &k[..]);
+            shared.engine.prefetch(self.client.db, keys);
         }
     }
 

@@ -127,6 +127,62 @@ fn protocol_error_replies_and_closes() {
     d.call(&["PING"], "+PONG\r\n");
 }
 
+/// One write with more requests than the server decodes ahead at once, a SELECT among
+/// them, then a malformed frame: every request before the frame runs and answers in order
+/// (in the database SELECT chose), and only then comes the protocol error.
+#[test]
+fn requests_before_a_malformed_frame_answer_first() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let frame = |args: &[&str]| {
+        let mut f = format!("*{}\r\n", args.len());
+        for a in args {
+            f.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        f
+    };
+    let mut batch = frame(&["SELECT", "1"]);
+    let mut expected = String::from("+OK\r\n");
+    for i in 0..20 {
+        batch.push_str(&frame(&["SET", &format!("k{i}"), &format!("v{i}")]));
+        batch.push_str(&frame(&["GET", &format!("k{i}")]));
+        expected.push_str(&format!("+OK\r\n${}\r\nv{i}\r\n", format!("v{i}").len()));
+    }
+    batch.push_str("*1\r\n$x\r\n");
+    batch.push_str(&frame(&["SET", "after", "x"]));
+    c.write(batch.as_bytes());
+    expected.push_str("-ERR Protocol error: invalid bulk length\r\n");
+    c.expect(&expected);
+    assert!(c.closed());
+    let mut d = server.connect();
+    d.call(&["GET", "k19"], "$-1\r\n");
+    d.call(&["SELECT", "1"], "+OK\r\n");
+    d.call(&["GET", "k19"], "$3\r\nv19\r\n");
+    d.call(&["EXISTS", "after"], ":0\r\n");
+}
+
+/// A pipeline whose replies pass the output pause threshold part way through: the server
+/// stops executing, and once the client reads it finishes the requests it had decoded,
+/// in order.
+#[test]
+fn a_pipeline_paused_on_output_resumes_in_order() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let big = "b".repeat(200_000);
+    c.call(&["SET", "big", &big], "+OK\r\n");
+    let mut batch = String::new();
+    let mut expected = String::new();
+    for i in 0..8 {
+        batch.push_str("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+        expected.push_str(&format!("$200000\r\n{big}\r\n"));
+        batch.push_str(&format!("*2\r\n$4\r\nECHO\r\n$2\r\ne{i}\r\n"));
+        expected.push_str(&format!("$2\r\ne{i}\r\n"));
+    }
+    c.write(batch.as_bytes());
+    c.expect(&expected);
+    c.call(&["PING"], "+PONG\r\n");
+}
+
 /// Data and FIN in one go: the server must answer and then close. With edge-triggered
 /// readiness the FIN raises no edge of its own after a short read, so a server that skips
 /// the read returning 0 keeps such a connection open forever.
