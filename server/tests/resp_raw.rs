@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, frame};
 
 #[test]
 fn resp2_and_resp3_exact_bytes() {
@@ -134,13 +134,6 @@ fn protocol_error_replies_and_closes() {
 fn requests_before_a_malformed_frame_answer_first() {
     let server = Server::start(&[]);
     let mut c = server.connect();
-    let frame = |args: &[&str]| {
-        let mut f = format!("*{}\r\n", args.len());
-        for a in args {
-            f.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        f
-    };
     let mut batch = frame(&["SELECT", "1"]);
     let mut expected = String::from("+OK\r\n");
     for i in 0..20 {

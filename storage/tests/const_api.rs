@@ -3,23 +3,13 @@
 //! the ValueSize error and its text, expiry (lazy and swept), random_key, scan with a
 //! pattern, value_len, flush and stats.
 
+mod common;
+
+use common::engine_with_const_db1;
 use respite_storage::*;
 
 fn engine(dir: &std::path::Path, backend: BackendKind) -> Engine {
-    let cfg = Config {
-        shards: 4,
-        databases: 3,
-        sync_mode: SyncMode::No,
-        trees: vec![(
-            1,
-            TreeConfig::Const {
-                value_size: 7,
-                backend,
-            },
-        )],
-        ..Config::default()
-    };
-    Engine::open(dir, cfg).unwrap()
+    engine_with_const_db1(dir, 7, backend)
 }
 
 fn run(backend: BackendKind) {

@@ -3,25 +3,15 @@
 //! it looks at, missing or deleted keys, a ConstTree, a database that does not exist), and
 //! while writers grow and shrink the tables under it, every read answers as without it.
 
+mod common;
+
+use common::engine_with_const_db1;
 use respite_storage::*;
 
 const KEYS: usize = 300;
 
 fn engine(dir: &std::path::Path) -> Engine {
-    let cfg = Config {
-        shards: 4,
-        databases: 3,
-        sync_mode: SyncMode::No,
-        trees: vec![(
-            1,
-            TreeConfig::Const {
-                value_size: 8,
-                backend: BackendKind::Bitcask,
-            },
-        )],
-        ..Config::default()
-    };
-    Engine::open(dir, cfg).unwrap()
+    engine_with_const_db1(dir, 8, BackendKind::Bitcask)
 }
 
 fn key(i: usize) -> Vec<u8> {

@@ -247,18 +247,22 @@ impl Drop for Server {
     }
 }
 
+/// A command as a RESP array of bulk strings.
+pub fn frame(args: &[&str]) -> String {
+    let mut f = format!("*{}\r\n", args.len());
+    for a in args {
+        f.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    f
+}
+
 /// A raw RESP connection.
 pub struct Raw(pub TcpStream);
 
 impl Raw {
     /// Sends a command as a RESP array.
     pub fn send(&mut self, args: &[&str]) {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-        for a in args {
-            buf.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        self.0.write_all(&buf).unwrap();
+        self.0.write_all(frame(args).as_bytes()).unwrap();
     }
 
     /// Sends raw bytes.
