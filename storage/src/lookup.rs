@@ -32,8 +32,8 @@ fn tag(hash: u64) -> u64 {
 /// The slot a probe for `hash` starts at. Not the hash's low bits: the engine picks a key's
 /// shard from those (`hash % shards`, 64 by default), so within one shard's table they are
 /// the same for every key, and only every 64th slot would ever start a probe (long runs of
-/// full slots, several cache lines per lookup). Bits 16..48 are independent of both the shard
-/// and the tag.
+/// full slots, several cache lines per lookup). The bits from 16 up are independent of the
+/// shard, and of the tag too in any table under 2^32 slots.
 #[inline]
 fn home(hash: u64, mask: usize) -> usize {
     (hash >> 16) as usize & mask
