@@ -83,8 +83,6 @@ pub struct Connection {
     decoder: Decoder,
     /// Requests decoded from `input` and not yet executed (see `decode_batch`).
     ready: VecDeque<Vec<Bytes>>,
-    /// A malformed frame found after the requests in `ready`.
-    bad_frame: Option<ProtocolError>,
     /// Connection state commands see.
     pub client: Client,
     /// The socket may have unread bytes (edge-triggered: set on READABLE, cleared on
@@ -125,7 +123,6 @@ impl Connection {
             held: VecDeque::new(),
             decoder,
             ready: VecDeque::new(),
-            bad_frame: None,
             client,
             can_read: true,
             closing: false,
@@ -287,20 +284,19 @@ impl Connection {
     fn process(&mut self, shared: &Arc<Shared>, stats: &ReactorStats, settings: ConnSettings) {
         let mut executed = false;
         while !self.closing && self.output.len() <= OUTPUT_PAUSE_BYTES {
-            if self.ready.is_empty() {
-                self.decode_batch(shared);
+            if self.ready.is_empty()
+                && let Err(e) = self.decode_batch(shared)
+            {
+                let reply = Reply::Error(e.to_string().into());
+                self.push(&reply, 0, false);
+                self.input.clear();
+                self.closing = true;
+                slog::debug!(shared.log, "Protocol error from client";
+                    "id" => self.client.meta.id, "error" => %e);
+                break;
             }
             let Some(args) = self.ready.pop_front() else {
-                if let Some(e) = self.bad_frame.take() {
-                    let reply = Reply::Error(e.to_string().into());
-                    self.push(&reply, 0, false);
-                    self.input.clear();
-                    self.closing = true;
-                    slog::debug!(shared.log, "Protocol error from client";
-                        "id" => self.client.meta.id, "error" => %e);
-                } else {
-                    self.input_stalled = true;
-                }
+                self.input_stalled = true;
                 break;
             };
             executed = true;
@@ -354,15 +350,17 @@ impl Connection {
         }
     }
 
-    /// Decodes up to `BATCH` complete requests into `ready` (a malformed frame ends the
-    /// batch and waits in `bad_frame`, answered after the requests before it), then asks the
-    /// engine to prefetch their keys, so a pipeline's index lookups miss the cache together.
-    fn decode_batch(&mut self, shared: &Shared) {
-        while self.ready.len() < BATCH && self.bad_frame.is_none() {
+    /// Decodes up to `BATCH` complete requests into `ready`, then asks the engine to
+    /// prefetch their keys, so a pipeline's index lookups miss the cache together. A malformed
+    /// frame ends the batch; the decoder keeps its error, so it is returned by the call after
+    /// the requests before it have run.
+    fn decode_batch(&mut self, shared: &Shared) -> Result<(), ProtocolError> {
+        while self.ready.len() < BATCH {
             match self.decoder.decode(&mut self.input) {
                 Ok(Some(args)) => self.ready.push_back(args),
                 Ok(None) => break,
-                Err(e) => self.bad_frame = Some(e),
+                Err(e) if self.ready.is_empty() => return Err(e),
+                Err(_) => break,
             }
         }
         if self.ready.len() > 1 {
@@ -371,6 +369,7 @@ impl Connection {
             let keys = self.ready.iter().filter_map(|a| a.get(1)).map(|k| &k[..]);
             shared.engine.prefetch(self.client.db, keys);
         }
+        Ok(())
     }
 
     /// Queues a WAITAOF answer: `[1, 0]` once `gsn` is durable, `[0, 0]` at the deadline.

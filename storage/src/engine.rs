@@ -852,7 +852,7 @@ impl Engine {
     /// (32) and an unknown `db` are ignored.
     pub fn prefetch<'k>(&self, db: usize, keys: impl IntoIterator<Item = &'k [u8]>) {
         let inner = &*self.inner;
-        if db >= inner.databases {
+        if inner.check_db(db).is_err() {
             return;
         }
         let mut hashes = [0u64; PREFETCH_MAX];
