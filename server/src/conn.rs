@@ -81,6 +81,8 @@ pub struct Connection {
     sendable: usize,
     held: VecDeque<Held>,
     decoder: Decoder,
+    /// The `Shared::config_epoch` the decoder's limits were read at.
+    limits_epoch: u64,
     /// Requests decoded from `input` and not yet executed (see `decode_batch`).
     ready: VecDeque<Vec<Bytes>>,
     /// Connection state commands see.
@@ -112,8 +114,8 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection over `stream`.
-    pub fn new(stream: TcpStream, client: Client, decoder: Decoder) -> Self {
+    /// A connection over `stream`, decoding under limits read at config epoch `limits_epoch`.
+    pub fn new(stream: TcpStream, client: Client, decoder: Decoder, limits_epoch: u64) -> Self {
         Connection {
             stream,
             // No allocation until the client sends something: idle connections stay cheap.
@@ -122,6 +124,7 @@ impl Connection {
             sendable: 0,
             held: VecDeque::new(),
             decoder,
+            limits_epoch,
             ready: VecDeque::new(),
             client,
             can_read: true,
@@ -171,11 +174,6 @@ impl Connection {
         if self.ready.is_empty() && self.ready.capacity() > 0 {
             self.ready = VecDeque::new();
         }
-    }
-
-    /// Changes the decoder's limits (CONFIG SET proto-max-bulk-len).
-    pub fn set_limits(&mut self, limits: respite_protocol::Limits) {
-        self.decoder.set_limits(limits);
     }
 
     /// Reads, executes and writes as far as the socket and the output limit allow.
@@ -354,10 +352,31 @@ impl Connection {
     /// prefetch their keys, so a pipeline's index lookups miss the cache together. A malformed
     /// frame ends the batch; the decoder keeps its error, so it is returned by the call after
     /// the requests before it have run.
+    ///
+    /// A client that has yet to authenticate gets Redis's unauthenticated limits (at most 10
+    /// arguments, bulks of at most 16 KiB) and one request at a time: the request after an
+    /// AUTH is decoded once the AUTH has run, under the limits its outcome calls for.
+    ///
+    /// Likewise a CONFIG request ends the batch, and a CONFIG SET's new limits (of any
+    /// connection) apply from the next batch on: `proto-max-bulk-len` takes effect for the
+    /// very next request of the connection that set it, as in Redis.
     fn decode_batch(&mut self, shared: &Shared) -> Result<(), ProtocolError> {
-        while self.ready.len() < BATCH {
+        let epoch = shared.config_epoch.load(Ordering::Acquire);
+        if epoch != self.limits_epoch {
+            self.decoder.set_limits(shared.config.read().limits());
+            self.limits_epoch = epoch;
+        }
+        self.decoder.set_auth_required(!self.client.authed);
+        let batch = if self.client.authed { BATCH } else { 1 };
+        while self.ready.len() < batch {
             match self.decoder.decode(&mut self.input) {
-                Ok(Some(args)) => self.ready.push_back(args),
+                Ok(Some(args)) => {
+                    let config = args[0].eq_ignore_ascii_case(b"config");
+                    self.ready.push_back(args);
+                    if config {
+                        break;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) if self.ready.is_empty() => return Err(e),
                 Err(_) => break,
@@ -545,6 +564,7 @@ mod tests {
             TcpStream::from_std(ours),
             client,
             Decoder::new(Limits::default()),
+            0,
         );
         (conn, peer)
     }

@@ -334,7 +334,7 @@ impl Reactor {
             watched: Vec::new(),
         };
         let decoder = Decoder::new(self.cached.config.limits());
-        self.conns[index] = Some(Connection::new(stream, client, decoder));
+        self.conns[index] = Some(Connection::new(stream, client, decoder, self.cached.epoch));
     }
 
     /// Keeps `holders` listing exactly the connections with held replies.
@@ -468,10 +468,6 @@ impl Reactor {
                 epoch,
                 config: self.shared.config.read().clone(),
             };
-            let limits = self.cached.config.limits();
-            for c in self.conns.iter_mut().flatten() {
-                c.set_limits(limits);
-            }
         }
     }
 

@@ -131,3 +131,26 @@ fn proto_max_bulk_len_is_enforced() {
         "*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n",
     );
 }
+
+/// CONFIG SET proto-max-bulk-len applies from the very next request of the connection that
+/// set it, even one sent in the same write, and from the next request of every other one.
+#[test]
+fn proto_max_bulk_len_set_at_run_time_applies_to_the_next_request() {
+    let server = Server::start(&[]);
+    let mut other = server.connect();
+    other.call(&["PING"], "+PONG\r\n");
+    let mut c = server.connect();
+    let lower = common::frame(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]);
+    c.write(format!("{lower}*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n").as_bytes());
+    c.expect("+OK\r\n-ERR Protocol error: invalid bulk length\r\n");
+    assert!(c.closed());
+    other.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n");
+    other.expect("-ERR Protocol error: invalid bulk length\r\n");
+    assert!(other.closed());
+    // Raised again, the same request goes through.
+    let mut d = server.connect();
+    d.call(&["CONFIG", "SET", "proto-max-bulk-len", "4mb"], "+OK\r\n");
+    let value = "v".repeat(2_000_000);
+    d.call(&["SET", "k", &value], "+OK\r\n");
+    d.call(&["STRLEN", "k"], ":2000000\r\n");
+}

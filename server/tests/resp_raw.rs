@@ -202,6 +202,63 @@ fn quit_replies_then_closes() {
     assert!(c.closed());
 }
 
+/// Redis's limits for a client that has not authenticated: more than 10 arguments or a bulk
+/// over 16 KiB is a protocol error that closes the connection; AUTH lifts them for the very
+/// next request, even in the same write, and RESET puts them back.
+#[test]
+fn unauthenticated_clients_get_small_request_limits() {
+    let server = Server::start(&["--requirepass", "pw"]);
+    let eleven: Vec<&str> = std::iter::once("MSET")
+        .chain(["k", "v"].repeat(5))
+        .collect();
+    let ten = &eleven[..10];
+    let big = "x".repeat(16 * 1024 + 1);
+
+    // At the limits: refused for want of AUTH, the connection stays.
+    let mut c = server.connect();
+    c.call(ten, "-NOAUTH Authentication required.\r\n");
+    c.call(
+        &["ECHO", &big[..16 * 1024]],
+        "-NOAUTH Authentication required.\r\n",
+    );
+    c.call(&["PING"], "-NOAUTH Authentication required.\r\n");
+    // Past them: a protocol error, then the close.
+    c.send(&eleven);
+    c.expect("-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert!(c.closed());
+    let mut c = server.connect();
+    c.send(&["ECHO", &big]);
+    c.expect("-ERR Protocol error: unauthenticated bulk length\r\n");
+    assert!(c.closed());
+
+    // AUTH and the large requests in one write: each is decoded after the one before ran.
+    let mut c = server.connect();
+    let pipeline = [
+        frame(&["AUTH", "pw"]),
+        frame(&eleven),
+        frame(&["ECHO", &big]),
+    ]
+    .concat();
+    c.write(pipeline.as_bytes());
+    c.expect("+OK\r\n+OK\r\n");
+    c.expect(&format!("${}\r\n{big}\r\n", big.len()));
+    // RESET logs the client out, and the limits are back.
+    c.call(&["RESET"], "+RESET\r\n");
+    c.send(&eleven);
+    c.expect("-ERR Protocol error: unauthenticated multibulk length\r\n");
+    assert!(c.closed());
+
+    // HELLO's AUTH lifts them too; without requirepass there are none.
+    let mut c = server.connect();
+    c.send(&["HELLO", "2", "AUTH", "default", "pw"]);
+    assert!(c.read_reply().starts_with("*14\r\n"));
+    c.call(&eleven, "+OK\r\n");
+    let open = Server::start(&[]);
+    let mut c = open.connect();
+    c.call(&eleven, "+OK\r\n");
+    c.call(&["ECHO", &big], &format!("${}\r\n{big}\r\n", big.len()));
+}
+
 #[test]
 fn requirepass_and_auth() {
     let server = Server::start(&["--requirepass", "s3cret"]);
