@@ -384,7 +384,8 @@ impl Connection {
         }
         if self.ready.len() > 1 {
             // The first argument after the name is the key of most requests; for the others
-            // the prefetch is a wasted hint, never a wrong result.
+            // the prefetch is a wasted hint, never a wrong result. A request of several keys
+            // prefetches the rest itself as it runs (`cmd::prefetch_chunk`).
             let keys = self.ready.iter().filter_map(|a| a.get(1)).map(|k| &k[..]);
             shared.engine.prefetch(self.client.db, keys);
         }

@@ -202,6 +202,43 @@ fn quit_replies_then_closes() {
     assert!(c.closed());
 }
 
+/// Multi-key commands prefetch their keys 16 at a time: with 40 keys (three chunks, the
+/// last one short), repeats and missing keys, in a database other than 0, every answer is
+/// Redis's.
+#[test]
+fn multi_key_commands_across_prefetch_chunks() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    c.call(&["SELECT", "3"], "+OK\r\n");
+    let names: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let mut mset = vec!["MSET"];
+    for n in names.iter().step_by(2) {
+        mset.extend([n.as_str(), n.as_str()]);
+    }
+    c.call(&mset, "+OK\r\n");
+    let mut keys: Vec<&str> = names.iter().map(String::as_str).collect();
+    keys.push("k2");
+    let with = |cmd: &'static str| [vec![cmd], keys.clone()].concat();
+    let mut want = String::from("*41\r\n");
+    for (i, n) in names.iter().enumerate() {
+        want.push_str(&if i % 2 == 0 {
+            format!("${}\r\n{n}\r\n", n.len())
+        } else {
+            "$-1\r\n".to_owned()
+        });
+    }
+    want.push_str("$2\r\nk2\r\n");
+    c.call(&with("MGET"), &want);
+    c.call(&with("EXISTS"), ":21\r\n");
+    c.call(&with("TOUCH"), ":21\r\n");
+    c.call(&["SELECT", "0"], "+OK\r\n");
+    c.call(&with("EXISTS"), ":0\r\n");
+    c.call(&["SELECT", "3"], "+OK\r\n");
+    c.call(&with("DEL")[..20], ":10\r\n");
+    c.call(&with("UNLINK"), ":10\r\n");
+    c.call(&["DBSIZE"], ":0\r\n");
+}
+
 /// Redis's limits for a client that has not authenticated: more than 10 arguments or a bulk
 /// over 16 KiB is a protocol error that closes the connection; AUTH lifts them for the very
 /// next request, even in the same write, and RESET puts them back.

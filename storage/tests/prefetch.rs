@@ -89,3 +89,38 @@ fn prefetch_races_writers_that_rebuild_the_tables() {
         assert_eq!(e.len(db), 1);
     }
 }
+
+/// MSET prefetches the first 32 keys' lookups before it takes its locks: with more pairs
+/// than that, repeated keys (the later pair wins) and keys new and old, the result is
+/// MSET's; MSETNX still refuses when any key exists.
+#[test]
+fn mset_of_more_keys_than_a_prefetch_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    for i in (0..100).step_by(2) {
+        e.set(0, &key(i), b"old", SetOptions::default()).unwrap();
+    }
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..100).map(|i| (key(i), value(i))).collect();
+    pairs.push((key(40), b"last".to_vec()));
+    let refs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    assert!(e.mset(0, &refs, false).unwrap().0);
+    for i in 0..100 {
+        let want = if i == 40 { b"last".to_vec() } else { value(i) };
+        assert_eq!(
+            e.get(0, &key(i)).unwrap().as_deref(),
+            Some(&want[..]),
+            "key {i}"
+        );
+    }
+    let fresh: Vec<(Vec<u8>, Vec<u8>)> = (100..150).map(|i| (key(i), value(i))).collect();
+    let mut clash: Vec<(&[u8], &[u8])> = fresh.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    clash.push((b"key:99", b"x"));
+    assert!(!e.mset(0, &clash, true).unwrap().0);
+    assert_eq!(e.get(0, &key(120)).unwrap(), None);
+    clash.pop();
+    assert!(e.mset(0, &clash, true).unwrap().0);
+    assert_eq!(
+        e.get(0, &key(149)).unwrap().as_deref(),
+        Some(&value(149)[..])
+    );
+}

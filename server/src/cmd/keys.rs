@@ -13,7 +13,9 @@ use crate::shared::now_ms;
 pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     ctx.exact_changes();
-    for k in &args[1..] {
+    let keys = &args[1..];
+    for (i, k) in keys.iter().enumerate() {
+        super::prefetch_chunk(ctx, keys, i);
         let (deleted, gsn) = ctx.shared.engine.delete(ctx.db(), k)?;
         ctx.wrote(gsn);
         if deleted {
@@ -26,7 +28,9 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
-    for k in &args[1..] {
+    let keys = &args[1..];
+    for (i, k) in keys.iter().enumerate() {
+        super::prefetch_chunk(ctx, keys, i);
         n += i64::from(ctx.shared.engine.exists(ctx.db(), k)?);
     }
     Ok(Reply::Integer(n))

@@ -532,7 +532,10 @@ fn run(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> CmdResult {
 }
 
 /// The key arguments of a request, from the table's first key, last key and step.
-fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+pub(crate) fn key_args<'a>(
+    spec: &CommandSpec,
+    args: &'a [Bytes],
+) -> impl Iterator<Item = &'a Bytes> {
     let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
     let first = i64::from(spec.first_key);
     let last = match i64::from(spec.last_key) {
@@ -546,6 +549,20 @@ fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &
         0..0
     };
     args.get(range).unwrap_or_default().iter().step_by(step)
+}
+
+/// Keys a multi-key request prefetches at a time (see `prefetch_chunk`).
+const PREFETCH_CHUNK: usize = 16;
+
+/// Before a multi-key request (MGET, DEL, EXISTS...) reads `keys[i]`: at the start of each
+/// chunk, asks the engine to prefetch the chunk's keys, so their cache misses overlap
+/// instead of coming one per key. A batch of pipelined requests prefetches only each
+/// request's first key (`Connection::decode_batch`).
+pub(crate) fn prefetch_chunk(ctx: &Ctx<'_>, keys: &[Bytes], i: usize) {
+    if i.is_multiple_of(PREFETCH_CHUNK) && keys.len() > 1 {
+        let chunk = keys[i..].iter().take(PREFETCH_CHUNK);
+        ctx.shared.engine.prefetch(ctx.db(), chunk.map(|k| &k[..]));
+    }
 }
 
 /// Redis's string2ll: optional '-', digits, no leading zeros, no spaces, fits i64.

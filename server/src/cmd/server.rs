@@ -343,20 +343,8 @@ pub fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if spec.first_key == 0 {
             return Err(CmdError::Static("ERR The command has no key arguments"));
         }
-        let last = if spec.last_key < 0 {
-            cmd_args.len() as i64 + i64::from(spec.last_key)
-        } else {
-            i64::from(spec.last_key)
-        };
-        let mut keys = Vec::new();
-        let mut i = i64::from(spec.first_key);
-        while i <= last {
-            if let Some(k) = usize::try_from(i).ok().and_then(|i| cmd_args.get(i)) {
-                keys.push(Reply::Bulk(k.clone()));
-            }
-            i += i64::from(spec.step.max(1));
-        }
-        return Ok(Reply::Array(keys));
+        let keys = super::key_args(spec, cmd_args).cloned().map(Reply::Bulk);
+        return Ok(Reply::Array(keys.collect()));
     }
     if is(sub, "HELP") {
         return Ok(help(&[

@@ -233,7 +233,9 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(args.len() - 1);
-    for k in &args[1..] {
+    let keys = &args[1..];
+    for (i, k) in keys.iter().enumerate() {
+        super::prefetch_chunk(ctx, keys, i);
         let v = ctx.shared.engine.get(ctx.db(), k)?;
         ctx.hit(v.is_some());
         out.push(bulk_opt(v));
