@@ -70,7 +70,7 @@ impl Words for Box<[AtomicU64]> {
 }
 
 /// A ConstTree index node: key, SeqLock version, expiry, backend location and the value
-/// words. Ordered by (hash, key) like the VarTree's index.
+/// words. Ordered by (hash, key) (the VarTree's index is in insertion order since session 13).
 pub(crate) struct CNode<W> {
     pub hash: u64,
     key: KeyBytes,

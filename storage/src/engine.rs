@@ -17,7 +17,7 @@ use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, Fsyncers, SyncJob, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, NewEntry, Node, Slot, find};
+use crate::index::{Entry, Index, NewEntry, Node, SEQ_BITS, Slot, find};
 use crate::lookup::prefetch_probes;
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
@@ -980,7 +980,8 @@ impl Engine {
     /// misses a key that exists for the whole scan; may return a key twice. `count` bounds
     /// the entries examined per call (as Redis's COUNT hint).
     ///
-    /// The cursor is (shard << 48) | (top 48 bits of the key hash to resume at).
+    /// A VarTree's cursor is (shard << SEQ_BITS) | (the sequence number to resume at); a
+    /// ConstTree's (shard << 48) | (top 48 bits of the key hash to resume at).
     ///
     /// # Errors
     /// `InvalidDb`.
@@ -1018,8 +1019,8 @@ impl Engine {
     ) -> (u64, Vec<Bytes>) {
         let inner = &*self.inner;
         let count = count.max(1);
-        let mut shard = (cursor >> 48) as usize;
-        let mut pos: u64 = (cursor & ((1 << 48) - 1)) << 16;
+        let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
+        let mut pos = cursor & ((1 << SEQ_BITS) - 1);
         let mut out = Vec::new();
         let mut examined = 0usize;
         let now = now_ms();
@@ -1027,14 +1028,11 @@ impl Engine {
         while shard < inner.nshards {
             let idx = &inner.shards[shard].index[db];
             let mut cur = idx.seek(pos, &guard);
-            let mut group: Option<u64> = None;
             while let Some(e) = cur {
-                let g = e.key().hash >> 16;
-                if examined >= count && group != Some(g) {
-                    // Stop at a group boundary so a resumed scan repeats nothing it skipped.
-                    return (((shard as u64) << 48) | g, out);
+                if examined >= count {
+                    // Sequence numbers are unique: resuming at this node repeats nothing.
+                    return (((shard as u64) << SEQ_BITS) | e.key().seq, out);
                 }
-                group = Some(g);
                 examined += 1;
                 let k = e.key().bytes();
                 if pattern.is_none_or(|p| glob_match(p, k)) {
@@ -1049,7 +1047,7 @@ impl Engine {
             shard += 1;
             pos = 0;
             if examined >= count && shard < inner.nshards {
-                return ((shard as u64) << 48, out);
+                return ((shard as u64) << SEQ_BITS, out);
             }
         }
         (0, out)
@@ -1073,9 +1071,9 @@ impl Engine {
                 &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
             );
             let first = (r % inner.nshards as u64) as usize;
-            let start = r.rotate_left(17);
             for i in 0..inner.nshards {
                 let idx = &inner.shards[(first + i) % inner.nshards].index[db];
+                let start = r.rotate_left(17) % idx.next_seq();
                 let mut cur = idx.seek(start, &guard).or_else(|| idx.front(&guard));
                 let mut tries = 0;
                 while let Some(e) = cur {

@@ -140,8 +140,7 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
             let mut expired: Vec<(u64, Box<[u8]>)> = Vec::new();
             {
                 let guard = epoch::pin();
-                // Resume after the last hash examined (a key sharing that exact 64-bit hash is
-                // picked up by the next pass).
+                // Resume after the last node examined.
                 let mut cur = match *slot {
                     Some(h) => idx.seek_after(h, &guard),
                     None => idx.front(&guard),
@@ -155,7 +154,7 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
                     }
                     n += 1;
                     if n >= 64 {
-                        *slot = Some(k.hash);
+                        *slot = Some(k.seq);
                         break;
                     }
                     cur = e.next();

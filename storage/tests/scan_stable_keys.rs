@@ -76,3 +76,57 @@ fn scan_never_misses_a_stable_key() {
     stop.store(true, Ordering::Relaxed);
     assert!(churn.join().unwrap() > 0);
 }
+
+/// A key keeps its place in the scan order when it is overwritten, given or stripped of an
+/// expiry: a scan that rewrites every key between its calls returns each exactly once
+/// (a key whose update moved it would come back a second time, or be skipped).
+#[test]
+fn updates_keep_a_keys_place_in_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        shards: 4,
+        ..Config::default()
+    };
+    let e = Engine::open(dir.path(), cfg).unwrap();
+    let key = |i: u32| format!("key{i}").into_bytes();
+    for i in 0..1000 {
+        e.set(0, &key(i), b"first", SetOptions::default()).unwrap();
+    }
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    let mut cursor = 0;
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for call in 0u64.. {
+        let (c, keys) = e.scan(0, cursor, None, 40).unwrap();
+        seen.extend(keys.iter().map(|k| k.to_vec()));
+        for i in 0..1000 {
+            let value = format!("v{call}-{i}");
+            let expiry = if (i + call as u32).is_multiple_of(3) {
+                Expiry::At(far)
+            } else {
+                Expiry::KeepTtl
+            };
+            let opts = SetOptions {
+                expiry,
+                ..SetOptions::default()
+            };
+            e.set(0, &key(i), value.as_bytes(), opts).unwrap();
+            if i % 7 == 0 {
+                e.set_expiry(0, &key(i), None).unwrap();
+            }
+        }
+        if c == 0 {
+            break;
+        }
+        assert!(call < 1000, "the scan never ended");
+        cursor = c;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a key came back twice");
+    assert_eq!(seen.len(), 1000, "a key was skipped");
+}
