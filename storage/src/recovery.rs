@@ -373,13 +373,10 @@ fn build_shards(keys: Vec<ShardKeys>, b: &Build<'_>) -> Result<(Vec<Shard>, Hash
 /// in insertion order, so every insert appends along the path the previous one left in the
 /// CPU cache, whatever order the records come in.
 fn build_shard(keys: ShardKeys, b: &Build<'_>, live: &mut HashMap<u32, u64>) -> Result<Shard> {
-    let recs: Vec<(RKey, Rec)> = keys
-        .into_iter()
-        .filter(|(k, rec)| {
-            let flushed_at = b.flush_all.max(b.flush_db.get(&k.db).copied().unwrap_or(0));
-            !rec.tombstone && rec.gsn >= flushed_at
-        })
-        .collect();
+    let recs = keys.into_iter().filter(|(k, rec)| {
+        let flushed_at = b.flush_all.max(b.flush_db.get(&k.db).copied().unwrap_or(0));
+        !rec.tombstone && rec.gsn >= flushed_at
+    });
     let index: Box<[_]> = (0..b.databases).map(|_| Index::new()).collect();
     let guard = epoch::pin();
     for (RKey { hash, db, key }, rec) in recs {
