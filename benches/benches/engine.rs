@@ -97,7 +97,7 @@ fn suite<K: Kv>(c: &mut Criterion, name: &str, kv: Arc<K>) {
         b.iter(|| kv.set(&key(b'n', next.fetch_add(1, Ordering::Relaxed)), &VALUE))
     });
     // New keys in random order (fjall's memtable is key-ordered, so the sequential keys above
-    // always insert at its hot end; respite's index is hash-ordered either way).
+    // always insert at its hot end; respite's skiplist is in insertion order either way).
     let next_r = AtomicU64::new(0);
     g.bench_function("set_new_random", |b| {
         b.iter(|| {

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
+use crate::index::SEQ_BITS;
 use crate::lookup::{Hashed, LookupTable};
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::Gsn;
@@ -69,11 +70,17 @@ impl Words for Box<[AtomicU64]> {
     }
 }
 
-/// A ConstTree index node: key, SeqLock version, expiry, backend location and the value
-/// words. Ordered by (hash, key) (the VarTree's index is in insertion order since session 13).
+/// A ConstTree index node: key, SeqLock version, expiry, backend location, the value words
+/// and the node's sequence number, which alone orders the skiplist: in insertion order, as
+/// the VarTree's index (see index.rs), so a new key's insert walks the rightmost path the
+/// previous one left in the CPU cache.
+///
+/// `repr(C)`: the key and its hash first (a lookup reads them), the sequence last, where
+/// crossbeam's tower follows it (a skiplist walk reads both at every node it passes).
+#[repr(C)]
 pub(crate) struct CNode<W> {
-    pub hash: u64,
     key: KeyBytes,
+    pub hash: u64,
     /// SeqLock version: odd while a writer is changing `expire` or `words`.
     version: AtomicU64,
     /// Absolute UNIX ms, 0 = none. Part of the SeqLock-protected state.
@@ -83,6 +90,8 @@ pub(crate) struct CNode<W> {
     loc: AtomicU64,
     /// The value, little-endian, zero-padded to whole words.
     words: W,
+    /// Unique in its shard, set by `ConstShard::insert` and kept for the node's life.
+    pub seq: u64,
 }
 
 impl<W: Words> CNode<W> {
@@ -169,7 +178,7 @@ impl<W: Words> Hashed for CNode<W> {
 
 impl<W: Words> PartialEq for CNode<W> {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.bytes() == other.bytes()
+        self.seq == other.seq
     }
 }
 
@@ -183,15 +192,14 @@ impl<W: Words> PartialOrd for CNode<W> {
 
 impl<W: Words> Ord for CNode<W> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.hash
-            .cmp(&other.hash)
-            .then_with(|| self.bytes().cmp(other.bytes()))
+        self.seq.cmp(&other.seq)
     }
 }
 
+/// Ordered walks start at a sequence number.
 impl<W: Words> std::borrow::Borrow<u64> for CNode<W> {
     fn borrow(&self) -> &u64 {
-        &self.hash
+        &self.seq
     }
 }
 
@@ -216,12 +224,13 @@ fn make_node<W: Words>(
     let words = W::with_len(nwords);
     store_words(words.words(), value);
     CNode {
-        hash,
         key,
+        hash,
         version: AtomicU64::new(0),
         expire: AtomicU64::new(expire),
         loc: AtomicU64::new(loc),
         words,
+        seq: 0,
     }
 }
 
@@ -230,11 +239,16 @@ pub(crate) fn bitcask_loc(file: u32, offset: u32) -> u64 {
     ((file as u64) << 32) | offset as u64
 }
 
-/// One shard's slice of a ConstTree: an ordered skiplist (scans) and an open-addressing
-/// table from hash to skiplist node (point lookups: a probe or two instead of a walk).
+/// One shard's slice of a ConstTree: a skiplist in insertion order (scans) and an
+/// open-addressing table from hash to skiplist node (point lookups: a probe or two instead of
+/// a walk).
 pub(crate) struct ConstShard<W: Words> {
     list: SkipList<CNode<W>, ()>,
     table: LookupTable<CNode<W>>,
+    /// The sequence number of the next insert (the first is 1). Advanced under the shard
+    /// lock only (every insert holds it, or runs alone at start-up); read lock-free by
+    /// RANDOMKEY.
+    next_seq: AtomicU64,
 }
 
 impl<W: Words> ConstShard<W> {
@@ -249,8 +263,13 @@ impl<W: Words> ConstShard<W> {
         &self.table
     }
 
-    /// Links a node whose key is not present. Caller holds the shard lock.
-    fn insert(&self, node: CNode<W>, guard: &Guard) {
+    /// Links a node whose key is not present, as the list's last. Caller holds the shard
+    /// lock.
+    fn insert(&self, mut node: CNode<W>, guard: &Guard) {
+        // Only the lock holder writes the counter: a load and a store, no read-modify-write.
+        node.seq = self.next_seq.load(Ordering::Relaxed);
+        debug_assert!(node.seq < 1 << SEQ_BITS);
+        self.next_seq.store(node.seq + 1, Ordering::Relaxed);
         let e = self.list.insert(node, (), guard);
         let p = e.key() as *const CNode<W>;
         e.release(guard);
@@ -285,7 +304,7 @@ pub(crate) struct ConstTree<W: Words> {
     /// Per shard, the FixedStore slot file (Fixed backend), or None (Bitcask). Locked only
     /// while the shard's writer lock is held, or by the sync round (never the other way).
     pub fixed: Box<[Option<Mutex<FixedShard>>]>,
-    /// Where the expiry sweep resumes in each shard.
+    /// Where the expiry sweep resumes in each shard: after this sequence number.
     sweep_pos: Mutex<Vec<Option<u64>>>,
 }
 
@@ -301,6 +320,7 @@ impl<W: Words> ConstTree<W> {
             .map(|_| ConstShard {
                 list: SkipList::new(crossbeam_epoch::default_collector().clone()),
                 table: LookupTable::new(),
+                next_seq: AtomicU64::new(1),
             })
             .collect();
         let fixed = fixed.into_iter().map(|f| f.map(Mutex::new)).collect();
@@ -364,20 +384,26 @@ impl<W: Words> ConstTree<W> {
         })
     }
 
-    /// The first node whose hash is >= `hash`, for ordered walks.
+    /// The first node of `shard` whose sequence number is >= `seq` (> with `after`), for
+    /// ordered walks.
     pub(crate) fn seek<'a: 'g, 'g>(
         &'a self,
         shard: usize,
-        hash: u64,
+        seq: u64,
         after: bool,
         guard: &'g Guard,
     ) -> Option<crossbeam_skiplist::base::Entry<'a, 'g, CNode<W>, ()>> {
         let b = if after {
-            Bound::Excluded(&hash)
+            Bound::Excluded(&seq)
         } else {
-            Bound::Included(&hash)
+            Bound::Included(&seq)
         };
         self.shards[shard].list.lower_bound(b, guard)
+    }
+
+    /// The sequence number `shard`'s next insert gets: every node's is below it.
+    pub(crate) fn next_seq(&self, shard: usize) -> u64 {
+        self.shards[shard].next_seq.load(Ordering::Relaxed)
     }
 
     /// Writes `key = value` under the shard's writer lock `w`; returns the write's GSN. The
@@ -559,6 +585,9 @@ impl<W: Words> ConstTree<W> {
         loc: u64,
     ) {
         let guard = crossbeam_epoch::pin();
+        // Recovery hands each key over once: a second node of a key would be a second node
+        // in the list too (it is ordered by sequence, not by key).
+        debug_assert!(self.shards[s].get(hash, key, &guard).is_none());
         let node = make_node(hash, key, value, expire, loc, self.nwords);
         self.shards[s].insert(node, &guard);
     }
@@ -611,7 +640,7 @@ impl<W: Words> ConstTree<W> {
                     }
                     n += 1;
                     if n >= 64 {
-                        pos[s] = Some(k.hash);
+                        pos[s] = Some(k.seq);
                         break;
                     }
                     cur = e.next();
@@ -803,10 +832,60 @@ mod tests {
         }
     }
 
+    /// The list is in insertion order whatever the hashes, a re-inserted key goes last, and
+    /// `seek` and `next_seq` speak sequence numbers.
+    #[test]
+    fn the_list_is_in_insertion_order() {
+        let t: ConstTree<[AtomicU64; 1]> = ConstTree::new(0, 8, None, vec![None]);
+        let shard = &t.shards[0];
+        let g = crossbeam_epoch::pin();
+        // Hashes falling, rising and equal: none of them may order the list.
+        let hashes = [900u64, 5, 77, 5, u64::MAX, 0];
+        for (i, &h) in hashes.iter().enumerate() {
+            let k = format!("k{i}");
+            shard.insert(make_node(h, k.as_bytes(), b"v", 0, 0, 1), &g);
+        }
+        let order = |g: &Guard| -> Vec<(u64, Vec<u8>)> {
+            let mut out = Vec::new();
+            let mut cur = shard.list.front(g);
+            while let Some(e) = cur {
+                out.push((e.key().seq, e.key().bytes().to_vec()));
+                cur = e.next();
+            }
+            out
+        };
+        let keys: Vec<Vec<u8>> = order(&g).into_iter().map(|(_, k)| k).collect();
+        let want: Vec<Vec<u8>> = (0..6).map(|i| format!("k{i}").into_bytes()).collect();
+        assert_eq!(keys, want);
+        // k1 leaves and comes back: it is now the last, with a new number.
+        let k1 = shard.get(5, b"k1", &g).unwrap();
+        assert_eq!(k1.seq, 2);
+        shard.remove(k1, &g);
+        shard.insert(make_node(5, b"k1", b"w", 0, 0, 1), &g);
+        let after = order(&g);
+        assert_eq!(after.last().unwrap(), &(7, b"k1".to_vec()));
+        assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(t.next_seq(0), 8);
+        // A walk resumes at a sequence number: k2 is the third insert.
+        assert_eq!(t.seek(0, 3, false, &g).unwrap().key().bytes(), b"k2");
+        assert_eq!(t.seek(0, 3, true, &g).unwrap().key().bytes(), b"k3");
+        assert_eq!(shard.get(5, b"k3", &g).unwrap().seq, 4);
+    }
+
     #[test]
     fn node_layout() {
         assert_eq!(std::mem::size_of::<KeyBytes>(), 24);
-        assert_eq!(std::mem::size_of::<CNode<[AtomicU64; 16]>>(), 184);
+        assert_eq!(std::mem::size_of::<CNode<[AtomicU64; 16]>>(), 192);
+        // The skiplist node is (key, refs: usize, tower): the sequence is the key's last
+        // word, next to the tower, whatever the value's size.
+        assert_eq!(
+            std::mem::offset_of!(CNode<[AtomicU64; 16]>, seq) + 8,
+            std::mem::size_of::<CNode<[AtomicU64; 16]>>()
+        );
+        assert_eq!(
+            std::mem::offset_of!(CNode<Box<[AtomicU64]>>, seq) + 8,
+            std::mem::size_of::<CNode<Box<[AtomicU64]>>>()
+        );
     }
 
     #[test]

@@ -980,8 +980,8 @@ impl Engine {
     /// misses a key that exists for the whole scan; may return a key twice. `count` bounds
     /// the entries examined per call (as Redis's COUNT hint).
     ///
-    /// A VarTree's cursor is (shard << SEQ_BITS) | (the sequence number to resume at); a
-    /// ConstTree's (shard << 48) | (top 48 bits of the key hash to resume at).
+    /// The cursor is (shard << SEQ_BITS) | (the sequence number to resume at), in a VarTree
+    /// and a ConstTree alike.
     ///
     /// # Errors
     /// `InvalidDb`.

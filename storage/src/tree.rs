@@ -19,6 +19,7 @@ use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
 use crate::glob::glob_match;
+use crate::index::SEQ_BITS;
 use crate::types::*;
 use crate::writer::Writer;
 
@@ -375,21 +376,19 @@ impl Engine {
     ) -> (u64, Vec<Bytes>) {
         let nshards = self.inner.nshards;
         let count = count.max(1);
-        let mut shard = (cursor >> 48) as usize;
-        let mut pos: u64 = (cursor & ((1 << 48) - 1)) << 16;
+        let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
+        let mut pos = cursor & ((1 << SEQ_BITS) - 1);
         let mut out = Vec::new();
         let mut examined = 0usize;
         let now = now_ms();
         let guard = epoch::pin();
         while shard < nshards {
             let mut cur = t.seek(shard, pos, false, &guard);
-            let mut group: Option<u64> = None;
             while let Some(e) = cur {
-                let g = e.key().hash >> 16;
-                if examined >= count && group != Some(g) {
-                    return (((shard as u64) << 48) | g, out);
+                if examined >= count {
+                    // Sequence numbers are unique: resuming at this node repeats nothing.
+                    return (((shard as u64) << SEQ_BITS) | e.key().seq, out);
                 }
-                group = Some(g);
                 examined += 1;
                 let k = e.key().bytes();
                 if e.key().live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
@@ -400,7 +399,7 @@ impl Engine {
             shard += 1;
             pos = 0;
             if examined >= count && shard < nshards {
-                return ((shard as u64) << 48, out);
+                return ((shard as u64) << SEQ_BITS, out);
             }
         }
         (0, out)
@@ -416,9 +415,9 @@ impl Engine {
                 &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
             );
             let first = (r % inner.nshards as u64) as usize;
-            let start = r.rotate_left(17);
             for i in 0..inner.nshards {
                 let s = (first + i) % inner.nshards;
+                let start = r.rotate_left(17) % t.next_seq(s);
                 let mut cur = t
                     .seek(s, start, false, &guard)
                     .or_else(|| t.seek(s, 0, false, &guard));

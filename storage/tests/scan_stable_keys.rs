@@ -1,24 +1,39 @@
 #![allow(clippy::unwrap_used)]
 //! A scan never misses a key that lives through the whole scan, while other keys are being
-//! inserted and deleted concurrently between (and during) its calls.
+//! inserted and deleted concurrently between (and during) its calls; and an update never
+//! moves a key within the scan order. On a VarTree and on a ConstTree on either backend.
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use common::engine_with_const_db1;
 use respite_storage::*;
+
+/// The trees under test, as (database, backend of a ConstTree database 1) pairs: database 0
+/// is a VarTree.
+const TREES: [(usize, BackendKind); 3] = [
+    (0, BackendKind::Bitcask),
+    (1, BackendKind::Bitcask),
+    (1, BackendKind::Fixed),
+];
 
 #[test]
 fn scan_never_misses_a_stable_key() {
+    for (db, backend) in TREES {
+        never_misses(db, backend);
+    }
+}
+
+/// Values are one byte, so database 1 is a ConstTree of 1-byte values.
+fn never_misses(db: usize, backend: BackendKind) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        shards: 4,
-        ..Config::default()
-    };
-    let e = Arc::new(Engine::open(dir.path(), cfg).unwrap());
+    let e = Arc::new(engine_with_const_db1(dir.path(), 1, backend));
     for i in 0..2000u32 {
         e.set(
-            0,
+            db,
             format!("stable{i}").as_bytes(),
             b"s",
             SetOptions::default(),
@@ -33,9 +48,10 @@ fn scan_never_misses_a_stable_key() {
             while !stop.load(Ordering::Relaxed) {
                 let k = format!("churn{}", i % 3000);
                 if i.is_multiple_of(3) {
-                    e.delete(0, k.as_bytes()).unwrap();
+                    e.delete(db, k.as_bytes()).unwrap();
                 } else {
-                    e.set(0, k.as_bytes(), b"c", SetOptions::default()).unwrap();
+                    e.set(db, k.as_bytes(), b"c", SetOptions::default())
+                        .unwrap();
                 }
                 i += 1;
             }
@@ -47,14 +63,15 @@ fn scan_never_misses_a_stable_key() {
         let mut seen = HashSet::new();
         let mut calls = 0;
         loop {
-            let (c, keys) = e.scan(0, cursor, Some(b"stable*"), 50).unwrap();
+            let (c, keys) = e.scan(db, cursor, Some(b"stable*"), 50).unwrap();
             calls += 1;
             // Churn between calls, on this thread too.
             for j in 0..20 {
                 let k = format!("mid{round}-{calls}-{j}");
-                e.set(0, k.as_bytes(), b"m", SetOptions::default()).unwrap();
+                e.set(db, k.as_bytes(), b"m", SetOptions::default())
+                    .unwrap();
                 if j % 2 == 0 {
-                    e.delete(0, k.as_bytes()).unwrap();
+                    e.delete(db, k.as_bytes()).unwrap();
                 }
             }
             seen.extend(keys);
@@ -68,7 +85,7 @@ fn scan_never_misses_a_stable_key() {
             let k = format!("stable{i}");
             assert!(
                 seen.contains(k.as_bytes()),
-                "round {round}: scan missed {k}"
+                "db {db} {backend:?} round {round}: scan missed {k}"
             );
         }
         assert_eq!(seen.len(), 2000, "pattern let other keys through");
@@ -82,15 +99,19 @@ fn scan_never_misses_a_stable_key() {
 /// (a key whose update moved it would come back a second time, or be skipped).
 #[test]
 fn updates_keep_a_keys_place_in_a_scan() {
+    for (db, backend) in TREES {
+        updates_keep_their_place(db, backend);
+    }
+}
+
+/// Values are 8 bytes, so database 1 is a ConstTree of 8-byte values.
+fn updates_keep_their_place(db: usize, backend: BackendKind) {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        shards: 4,
-        ..Config::default()
-    };
-    let e = Engine::open(dir.path(), cfg).unwrap();
+    let e = engine_with_const_db1(dir.path(), 8, backend);
     let key = |i: u32| format!("key{i}").into_bytes();
     for i in 0..1000 {
-        e.set(0, &key(i), b"first", SetOptions::default()).unwrap();
+        e.set(db, &key(i), b"first---", SetOptions::default())
+            .unwrap();
     }
     let far = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -100,10 +121,10 @@ fn updates_keep_a_keys_place_in_a_scan() {
     let mut cursor = 0;
     let mut seen: Vec<Vec<u8>> = Vec::new();
     for call in 0u64.. {
-        let (c, keys) = e.scan(0, cursor, None, 40).unwrap();
+        let (c, keys) = e.scan(db, cursor, None, 40).unwrap();
         seen.extend(keys.iter().map(|k| k.to_vec()));
         for i in 0..1000 {
-            let value = format!("v{call}-{i}");
+            let value = format!("v{:07}", call * 1000 + u64::from(i));
             let expiry = if (i + call as u32).is_multiple_of(3) {
                 Expiry::At(far)
             } else {
@@ -113,9 +134,9 @@ fn updates_keep_a_keys_place_in_a_scan() {
                 expiry,
                 ..SetOptions::default()
             };
-            e.set(0, &key(i), value.as_bytes(), opts).unwrap();
+            e.set(db, &key(i), value.as_bytes(), opts).unwrap();
             if i % 7 == 0 {
-                e.set_expiry(0, &key(i), None).unwrap();
+                e.set_expiry(db, &key(i), None).unwrap();
             }
         }
         if c == 0 {
