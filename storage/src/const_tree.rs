@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
-use crate::index::SEQ_BITS;
+use crate::index::take_seq;
 use crate::lookup::{Hashed, LookupTable};
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::Gsn;
@@ -266,10 +266,7 @@ impl<W: Words> ConstShard<W> {
     /// Links a node whose key is not present, as the list's last. Caller holds the shard
     /// lock.
     fn insert(&self, mut node: CNode<W>, guard: &Guard) {
-        // Only the lock holder writes the counter: a load and a store, no read-modify-write.
-        node.seq = self.next_seq.load(Ordering::Relaxed);
-        debug_assert!(node.seq < 1 << SEQ_BITS);
-        self.next_seq.store(node.seq + 1, Ordering::Relaxed);
+        node.seq = take_seq(&self.next_seq);
         let e = self.list.insert(node, (), guard);
         let p = e.key() as *const CNode<W>;
         e.release(guard);

@@ -17,7 +17,7 @@ use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, Fsyncers, SyncJob, SyncSeam};
 use crate::glob::glob_match;
-use crate::index::{Entry, Index, NewEntry, Node, SEQ_BITS, Slot, find};
+use crate::index::{Entry, Index, NewEntry, Node, Slot, find, scan_lists};
 use crate::lookup::prefetch_probes;
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
@@ -1018,39 +1018,26 @@ impl Engine {
         expired: &mut Vec<(usize, u64, Bytes)>,
     ) -> (u64, Vec<Bytes>) {
         let inner = &*self.inner;
-        let count = count.max(1);
-        let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
-        let mut pos = cursor & ((1 << SEQ_BITS) - 1);
         let mut out = Vec::new();
-        let mut examined = 0usize;
         let now = now_ms();
         let guard = epoch::pin();
-        while shard < inner.nshards {
-            let idx = &inner.shards[shard].index[db];
-            let mut cur = idx.seek(pos, &guard);
-            while let Some(e) = cur {
-                if examined >= count {
-                    // Sequence numbers are unique: resuming at this node repeats nothing.
-                    return (((shard as u64) << SEQ_BITS) | e.key().seq, out);
-                }
-                examined += 1;
-                let k = e.key().bytes();
-                if pattern.is_none_or(|p| glob_match(p, k)) {
-                    if e.key().value().load(&guard).live(now) {
-                        out.push(Bytes::copy_from_slice(k));
+        let next = scan_lists(
+            inner.nshards,
+            cursor,
+            count,
+            |s, pos| inner.shards[s].index[db].seek(pos, &guard),
+            |s, k| {
+                let key = k.bytes();
+                if pattern.is_none_or(|p| glob_match(p, key)) {
+                    if k.value().load(&guard).live(now) {
+                        out.push(Bytes::copy_from_slice(key));
                     } else {
-                        expired.push((shard, e.key().hash, Bytes::copy_from_slice(k)));
+                        expired.push((s, k.hash, Bytes::copy_from_slice(key)));
                     }
                 }
-                cur = e.next();
-            }
-            shard += 1;
-            pos = 0;
-            if examined >= count && shard < inner.nshards {
-                return ((shard as u64) << SEQ_BITS, out);
-            }
-        }
-        (0, out)
+            },
+        );
+        (next, out)
     }
 
     /// A random live key, or None if the database has none.

@@ -122,6 +122,52 @@ pub(crate) type Cursor<'a, 'g> = base::Entry<'a, 'g, IKey, ()>;
 /// index since start-up would take 142 years at a million new keys a second into that shard.
 pub(crate) const SEQ_BITS: u32 = 52;
 
+/// Takes the next sequence number from an index's counter (`next` holds the next one to hand
+/// out). Only the holder of the shard lock calls this, so a load and a store do, with no
+/// read-modify-write.
+pub(crate) fn take_seq(next: &AtomicU64) -> u64 {
+    let seq = next.load(Ordering::Relaxed);
+    debug_assert!(seq < 1 << SEQ_BITS);
+    next.store(seq + 1, Ordering::Relaxed);
+    seq
+}
+
+/// One SCAN call over the `nshards` skiplists of a database, a VarTree's or a ConstTree's
+/// (both ordered by sequence number alone): from `cursor`, (shard << SEQ_BITS) | (the
+/// sequence number to resume at), `visit`s up to `count` nodes (at least one) with their
+/// shard and returns the cursor to resume at, 0 once every shard is done. `seek(shard, seq)`
+/// is the shard's first node whose sequence number is >= `seq`.
+pub(crate) fn scan_lists<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
+    nshards: usize,
+    cursor: u64,
+    count: usize,
+    mut seek: impl FnMut(usize, u64) -> Option<base::Entry<'a, 'g, K, ()>>,
+    mut visit: impl FnMut(usize, &K),
+) -> u64 {
+    let count = count.max(1);
+    let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
+    let mut pos = cursor & ((1 << SEQ_BITS) - 1);
+    let mut examined = 0usize;
+    while shard < nshards {
+        let mut cur = seek(shard, pos);
+        while let Some(e) = cur {
+            if examined >= count {
+                // Sequence numbers are unique: resuming at this node repeats nothing.
+                return ((shard as u64) << SEQ_BITS) | *e.key().borrow();
+            }
+            examined += 1;
+            visit(shard, e.key());
+            cur = e.next();
+        }
+        shard += 1;
+        pos = 0;
+        if examined >= count && shard < nshards {
+            return (shard as u64) << SEQ_BITS;
+        }
+    }
+    0
+}
+
 /// One (shard, db) index: the skiplist in insertion order and the lookup table over it.
 pub(crate) struct Index {
     list: SkipList<IKey, ()>,
@@ -160,10 +206,7 @@ impl Index {
         e: NewEntry<'_>,
         guard: &'g Guard,
     ) -> Node<'g> {
-        // Only the lock holder writes the counter: a load and a store, no read-modify-write.
-        let seq = self.next_seq.load(Ordering::Relaxed);
-        debug_assert!(seq < 1 << SEQ_BITS);
-        self.next_seq.store(seq + 1, Ordering::Relaxed);
+        let seq = take_seq(&self.next_seq);
         let node = self
             .list
             .insert(make_ikey(hash, seq, key, Slot::new(e)), (), guard);

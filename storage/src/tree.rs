@@ -19,7 +19,7 @@ use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
 use crate::glob::glob_match;
-use crate::index::SEQ_BITS;
+use crate::index::scan_lists;
 use crate::types::*;
 use crate::writer::Writer;
 
@@ -374,35 +374,22 @@ impl Engine {
         pattern: Option<&[u8]>,
         count: usize,
     ) -> (u64, Vec<Bytes>) {
-        let nshards = self.inner.nshards;
-        let count = count.max(1);
-        let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
-        let mut pos = cursor & ((1 << SEQ_BITS) - 1);
         let mut out = Vec::new();
-        let mut examined = 0usize;
         let now = now_ms();
         let guard = epoch::pin();
-        while shard < nshards {
-            let mut cur = t.seek(shard, pos, false, &guard);
-            while let Some(e) = cur {
-                if examined >= count {
-                    // Sequence numbers are unique: resuming at this node repeats nothing.
-                    return (((shard as u64) << SEQ_BITS) | e.key().seq, out);
+        let next = scan_lists(
+            self.inner.nshards,
+            cursor,
+            count,
+            |s, pos| t.seek(s, pos, false, &guard),
+            |_, k| {
+                let key = k.bytes();
+                if k.live(now) && pattern.is_none_or(|p| glob_match(p, key)) {
+                    out.push(Bytes::copy_from_slice(key));
                 }
-                examined += 1;
-                let k = e.key().bytes();
-                if e.key().live(now) && pattern.is_none_or(|p| glob_match(p, k)) {
-                    out.push(Bytes::copy_from_slice(k));
-                }
-                cur = e.next();
-            }
-            shard += 1;
-            pos = 0;
-            if examined >= count && shard < nshards {
-                return ((shard as u64) << SEQ_BITS, out);
-            }
-        }
-        (0, out)
+            },
+        );
+        (next, out)
     }
 
     fn const_random_key_w<W: Words>(&self, t: &ConstTree<W>) -> Option<Bytes> {
