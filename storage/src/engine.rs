@@ -16,7 +16,6 @@ use crate::cache::{BLOCK, BlockCache, VALUE_MIN};
 use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, Fsyncers, SyncJob, SyncSeam};
-use crate::glob::glob_match;
 use crate::index::{Entry, Index, NewEntry, Node, Slot, find, scan_lists};
 use crate::lookup::prefetch_probes;
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
@@ -978,7 +977,8 @@ impl Engine {
 
     /// Resumable cursor scan. Cursor 0 starts; a returned cursor of 0 means done. Never
     /// misses a key that exists for the whole scan; may return a key twice. `count` bounds
-    /// the entries examined per call (as Redis's COUNT hint).
+    /// the entries examined per call (as Redis's COUNT hint). Expired keys that match are
+    /// deleted, as Redis's SCAN does (`Expired::Delete`).
     ///
     /// The cursor is (shard << SEQ_BITS) | (the sequence number to resume at), in a VarTree
     /// and a ConstTree alike.
@@ -992,23 +992,42 @@ impl Engine {
         pattern: Option<&[u8]>,
         count: usize,
     ) -> Result<(u64, Vec<Bytes>)> {
+        self.scan_with(db, cursor, pattern, count, Expired::Delete)
+    }
+
+    /// `scan`, choosing what happens to the expired keys that match: deleted (Redis's SCAN)
+    /// or only left out of the reply (Redis 7.0's KEYS, which leaves them to be deleted on
+    /// access or by the sweep, so DBSIZE still counts them).
+    ///
+    /// # Errors
+    /// `InvalidDb`.
+    pub fn scan_with(
+        &self,
+        db: usize,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: usize,
+        expired: Expired,
+    ) -> Result<(u64, Vec<Bytes>)> {
         let inner = &*self.inner;
         inner.check_db(db)?;
-        if let Some(t) = inner.const_tree(db) {
-            return Ok(self.const_scan(t, cursor, pattern, count));
-        }
-        let mut expired = Vec::new();
-        let out = self.scan_var(db, cursor, pattern, count, &mut expired);
-        // Expired keys the scan matched are deleted now, as Redis's SCAN does: each shard's
-        // (the scan walks the shards in turn) under one hold of its lock.
-        for run in expired.chunk_by(|a, b| a.0 == b.0) {
-            let keys: Vec<(u64, &Bytes)> = run.iter().map(|(_, h, k)| (*h, k)).collect();
-            inner.reap(run[0].0, db, &keys);
+        let mut dead = Vec::new();
+        let out = match inner.const_tree(db) {
+            Some(t) => self.const_scan(t, cursor, pattern, count, &mut dead),
+            None => self.scan_var(db, cursor, pattern, count, &mut dead),
+        };
+        if expired == Expired::Delete {
+            // Each shard's (the scan walks the shards in turn) under one hold of its lock.
+            for run in dead.chunk_by(|a, b| a.0 == b.0) {
+                let keys: Vec<(u64, &Bytes)> = run.iter().map(|(_, h, k)| (*h, k)).collect();
+                inner.reap(run[0].0, db, &keys);
+            }
         }
         Ok(out)
     }
 
-    /// `scan` of a VarTree database; expired keys that match are noted in `expired`.
+    /// `scan` of a VarTree database; expired keys that match are noted in `expired` as
+    /// (shard, hash, key).
     fn scan_var(
         &self,
         db: usize,
@@ -1018,26 +1037,17 @@ impl Engine {
         expired: &mut Vec<(usize, u64, Bytes)>,
     ) -> (u64, Vec<Bytes>) {
         let inner = &*self.inner;
-        let mut out = Vec::new();
         let now = now_ms();
         let guard = epoch::pin();
-        let next = scan_lists(
+        scan_lists(
             inner.nshards,
             cursor,
             count,
             |s, pos| inner.shards[s].index[db].seek(pos, &guard),
-            |s, k| {
-                let key = k.bytes();
-                if pattern.is_none_or(|p| glob_match(p, key)) {
-                    if k.value().load(&guard).live(now) {
-                        out.push(Bytes::copy_from_slice(key));
-                    } else {
-                        expired.push((s, k.hash, Bytes::copy_from_slice(key)));
-                    }
-                }
-            },
-        );
-        (next, out)
+            |k| (k.bytes(), k.hash, k.value().load(&guard).live(now)),
+            pattern,
+            expired,
+        )
     }
 
     /// A random live key, or None if the database has none.

@@ -22,9 +22,11 @@ use std::alloc::Layout;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
+use bytes::Bytes;
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::base::{self, SkipList};
 
+use crate::glob::glob_match;
 use crate::lookup::{Hashed, LookupTable};
 
 /// Keys up to this many bytes live inside the skiplist node (no allocation, no pointer chase).
@@ -134,17 +136,22 @@ pub(crate) fn take_seq(next: &AtomicU64) -> u64 {
 
 /// One SCAN call over the `nshards` skiplists of a database, a VarTree's or a ConstTree's
 /// (both ordered by sequence number alone): from `cursor`, (shard << SEQ_BITS) | (the
-/// sequence number to resume at), `visit`s up to `count` nodes (at least one) with their
-/// shard and returns the cursor to resume at, 0 once every shard is done. `seek(shard, seq)`
-/// is the shard's first node whose sequence number is >= `seq`.
+/// sequence number to resume at), examines up to `count` nodes (at least one) and returns
+/// the cursor to resume at (0 once every shard is done) with the live keys matching
+/// `pattern`. Expired keys that match go to `expired` as (shard, hash, key). `seek(shard,
+/// seq)` is the shard's first node whose sequence number is >= `seq`; `describe` gives a
+/// node's key, hash and whether it is live.
 pub(crate) fn scan_lists<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
     nshards: usize,
     cursor: u64,
     count: usize,
     mut seek: impl FnMut(usize, u64) -> Option<base::Entry<'a, 'g, K, ()>>,
-    mut visit: impl FnMut(usize, &K),
-) -> u64 {
+    describe: impl Fn(&K) -> (&[u8], u64, bool),
+    pattern: Option<&[u8]>,
+    expired: &mut Vec<(usize, u64, Bytes)>,
+) -> (u64, Vec<Bytes>) {
     let count = count.max(1);
+    let mut out = Vec::new();
     let mut shard = usize::try_from(cursor >> SEQ_BITS).unwrap_or(usize::MAX);
     let mut pos = cursor & ((1 << SEQ_BITS) - 1);
     let mut examined = 0usize;
@@ -153,19 +160,26 @@ pub(crate) fn scan_lists<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
         while let Some(e) = cur {
             if examined >= count {
                 // Sequence numbers are unique: resuming at this node repeats nothing.
-                return ((shard as u64) << SEQ_BITS) | *e.key().borrow();
+                return (((shard as u64) << SEQ_BITS) | *e.key().borrow(), out);
             }
             examined += 1;
-            visit(shard, e.key());
+            let (key, hash, live) = describe(e.key());
+            if pattern.is_none_or(|p| glob_match(p, key)) {
+                if live {
+                    out.push(Bytes::copy_from_slice(key));
+                } else {
+                    expired.push((shard, hash, Bytes::copy_from_slice(key)));
+                }
+            }
             cur = e.next();
         }
         shard += 1;
         pos = 0;
         if examined >= count && shard < nshards {
-            return (shard as u64) << SEQ_BITS;
+            return ((shard as u64) << SEQ_BITS, out);
         }
     }
-    0
+    (0, out)
 }
 
 /// One (shard, db) index: the skiplist in insertion order and the lookup table over it.

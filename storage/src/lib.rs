@@ -50,6 +50,6 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use glob::glob_match;
 pub use types::{
-    Current, DbStats, Expiry, Gsn, RenameOutcome, SetCondition, SetOptions, SetOutcome, Stats,
-    Update,
+    Current, DbStats, Expired, Expiry, Gsn, RenameOutcome, SetCondition, SetOptions, SetOutcome,
+    Stats, Update,
 };

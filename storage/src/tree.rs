@@ -18,7 +18,6 @@ use crate::const_tree::{AnyConst, CNode, ConstTree, Words, bitcask_loc, with_con
 use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
-use crate::glob::glob_match;
 use crate::index::scan_lists;
 use crate::types::*;
 use crate::writer::Writer;
@@ -304,8 +303,9 @@ impl Engine {
         cursor: u64,
         pattern: Option<&[u8]>,
         count: usize,
+        expired: &mut Vec<(usize, u64, Bytes)>,
     ) -> (u64, Vec<Bytes>) {
-        with_const!(t, t => self.const_scan_w(t, cursor, pattern, count))
+        with_const!(t, t => self.const_scan_w(t, cursor, pattern, count, expired))
     }
 
     #[inline]
@@ -373,23 +373,19 @@ impl Engine {
         cursor: u64,
         pattern: Option<&[u8]>,
         count: usize,
+        expired: &mut Vec<(usize, u64, Bytes)>,
     ) -> (u64, Vec<Bytes>) {
-        let mut out = Vec::new();
         let now = now_ms();
         let guard = epoch::pin();
-        let next = scan_lists(
+        scan_lists(
             self.inner.nshards,
             cursor,
             count,
             |s, pos| t.seek(s, pos, false, &guard),
-            |_, k| {
-                let key = k.bytes();
-                if k.live(now) && pattern.is_none_or(|p| glob_match(p, key)) {
-                    out.push(Bytes::copy_from_slice(key));
-                }
-            },
-        );
-        (next, out)
+            |k| (k.bytes(), k.hash, k.live(now)),
+            pattern,
+            expired,
+        )
     }
 
     fn const_random_key_w<W: Words>(&self, t: &ConstTree<W>) -> Option<Bytes> {

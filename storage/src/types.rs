@@ -5,6 +5,15 @@ use bytes::Bytes;
 /// A global sequence number: every write gets the next one.
 pub type Gsn = u64;
 
+/// What a scan does with the expired keys it matches (`Engine::scan_with`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// Delete them, as Redis's SCAN does.
+    Delete,
+    /// Only leave them out of the reply, as Redis 7.0's KEYS does.
+    Skip,
+}
+
 /// When a `set` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetCondition {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use respite_protocol::Reply;
-use respite_storage::{RenameOutcome, Update};
+use respite_storage::{Expired, RenameOutcome, Update};
 
 use super::{Changed, Ctx, arg_i64, int, is, text};
 use crate::reply::{CmdError, CmdResult};
@@ -153,7 +153,11 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     let mut cursor = 0;
     loop {
-        let (next, batch) = ctx.shared.engine.scan(ctx.db(), cursor, pattern, 1024)?;
+        // Redis 7.0's KEYS leaves out the expired keys it passes without deleting them.
+        let (next, batch) =
+            ctx.shared
+                .engine
+                .scan_with(ctx.db(), cursor, pattern, 1024, Expired::Skip)?;
         for k in batch {
             if seen.insert(k.clone()) {
                 out.push(Reply::Bulk(k));
