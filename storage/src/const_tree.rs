@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use crate::engine::{Inner, now_ms};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
-use crate::index::take_seq;
+use crate::index::{sweep_list, take_seq};
 use crate::lookup::{Hashed, LookupTable};
 use crate::record::{FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::Gsn;
@@ -618,31 +618,19 @@ impl<W: Words> ConstTree<W> {
         if inner.dbs[self.db].expires.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let now = now_ms();
         for s in 0..self.shards.len() {
-            let mut expired: Vec<(u64, Box<[u8]>)> = Vec::new();
-            {
+            let expired = {
                 let mut pos = self.sweep_pos.lock();
                 let guard = crossbeam_epoch::pin();
-                let mut cur = match pos[s] {
-                    Some(h) => self.seek(s, h, true, &guard),
-                    None => self.shards[s].list.front(&guard),
-                };
-                pos[s] = None;
-                let mut n = 0;
-                while let Some(e) = cur {
-                    let k = e.key();
-                    if !k.live(now) {
-                        expired.push((k.hash, k.bytes().into()));
-                    }
-                    n += 1;
-                    if n >= 64 {
-                        pos[s] = Some(k.seq);
-                        break;
-                    }
-                    cur = e.next();
-                }
-            }
+                sweep_list(
+                    &mut pos[s],
+                    |pos| match pos {
+                        Some(seq) => self.seek(s, seq, true, &guard),
+                        None => self.shards[s].list.front(&guard),
+                    },
+                    |k, now| (!k.live(now)).then(|| (k.hash, k.bytes())),
+                )
+            };
             inner.reap(s, self.db, &expired);
         }
     }

@@ -16,7 +16,7 @@ use crate::cache::{BLOCK, BlockCache, VALUE_MIN};
 use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::file::{DataFile, Fsyncers, SyncJob, SyncSeam};
-use crate::index::{Entry, Index, NewEntry, Node, Slot, find, scan_lists};
+use crate::index::{Entry, Index, NewEntry, Node, Slot, find, random_live, scan_lists};
 use crate::lookup::prefetch_probes;
 use crate::record::{DB_ALL, FLAG_FLUSH, FLAG_TOMBSTONE, Header, RECORD_HEADER, VTYPE_STRING};
 use crate::types::*;
@@ -1060,35 +1060,15 @@ impl Engine {
         if let Some(t) = inner.const_tree(db) {
             return Ok(self.const_random_key(t));
         }
-        static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let now = now_ms();
         let guard = epoch::pin();
-        for _ in 0..8 {
-            let r = hash_key(
-                &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
-            );
-            let first = (r % inner.nshards as u64) as usize;
-            for i in 0..inner.nshards {
-                let idx = &inner.shards[(first + i) % inner.nshards].index[db];
-                let start = r.rotate_left(17) % idx.next_seq();
-                let mut cur = idx.seek(start, &guard).or_else(|| idx.front(&guard));
-                let mut tries = 0;
-                while let Some(e) = cur {
-                    if e.key().value().load(&guard).live(now) {
-                        return Ok(Some(Bytes::copy_from_slice(e.key().bytes())));
-                    }
-                    tries += 1;
-                    if tries > 16 {
-                        break;
-                    }
-                    cur = e.next();
-                }
-            }
-            if inner.dbs[db].keys.load(Ordering::Relaxed) == 0 {
-                break;
-            }
-        }
-        Ok(None)
+        let idx = |s: usize| &inner.shards[s].index[db];
+        Ok(random_live(
+            inner.nshards,
+            |s| idx(s).next_seq(),
+            |s, pos| idx(s).seek(pos, &guard),
+            |k, now| k.value().load(&guard).live(now).then(|| k.bytes()),
+            || inner.dbs[db].keys.load(Ordering::Relaxed) == 0,
+        ))
     }
 
     // ---------------------------------------------------------------- writes

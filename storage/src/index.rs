@@ -182,6 +182,76 @@ pub(crate) fn scan_lists<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
     (0, out)
 }
 
+/// RANDOMKEY over the `nshards` skiplists of a database, a VarTree's or a ConstTree's: up to
+/// 8 draws, each from a random shard on through the others, in each from a random sequence
+/// number below `next_seq(shard)` (wrapping to the front) to the first live node among the
+/// next 17. `seek` as for `scan_lists`; `live_key(node, now)` gives its key if it is live; a draw
+/// that finds none stops the search once `is_empty()`.
+pub(crate) fn random_live<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
+    nshards: usize,
+    next_seq: impl Fn(usize) -> u64,
+    mut seek: impl FnMut(usize, u64) -> Option<base::Entry<'a, 'g, K, ()>>,
+    live_key: impl Fn(&K, u64) -> Option<&[u8]>,
+    is_empty: impl Fn() -> bool,
+) -> Option<Bytes> {
+    static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let now = crate::engine::now_ms();
+    for _ in 0..8 {
+        let r = crate::engine::hash_key(
+            &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
+        );
+        let first = (r % nshards as u64) as usize;
+        for i in 0..nshards {
+            let s = (first + i) % nshards;
+            let start = r.rotate_left(17) % next_seq(s);
+            let mut cur = seek(s, start).or_else(|| seek(s, 0));
+            let mut tries = 0;
+            while let Some(e) = cur {
+                if let Some(key) = live_key(e.key(), now) {
+                    return Some(Bytes::copy_from_slice(key));
+                }
+                tries += 1;
+                if tries > 16 {
+                    break;
+                }
+                cur = e.next();
+            }
+        }
+        if is_empty() {
+            break;
+        }
+    }
+    None
+}
+
+/// One shard's part of a step of the expiry sweep, over a VarTree's or a ConstTree's list:
+/// examines up to 64 nodes from `seek(*pos)` (the node after sequence number `pos`, the
+/// front for None) and returns the expired ones as (hash, key); leaves in `pos` where the
+/// next step resumes (None from the front again, once the list's end is reached).
+/// `expired_key(node, now)` gives a node's hash and key if it is expired.
+pub(crate) fn sweep_list<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
+    pos: &mut Option<u64>,
+    seek: impl FnOnce(Option<u64>) -> Option<base::Entry<'a, 'g, K, ()>>,
+    expired_key: impl Fn(&K, u64) -> Option<(u64, &[u8])>,
+) -> Vec<(u64, Box<[u8]>)> {
+    let now = crate::engine::now_ms();
+    let mut expired = Vec::new();
+    let mut cur = seek(pos.take());
+    let mut n = 0;
+    while let Some(e) = cur {
+        if let Some((hash, key)) = expired_key(e.key(), now) {
+            expired.push((hash, key.into()));
+        }
+        n += 1;
+        if n >= 64 {
+            *pos = Some(*e.key().borrow());
+            break;
+        }
+        cur = e.next();
+    }
+    expired
+}
+
 /// One (shard, db) index: the skiplist in insertion order and the lookup table over it.
 pub(crate) struct Index {
     list: SkipList<IKey, ()>,

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use crossbeam_epoch as epoch;
 
 use crate::config::SyncMode;
-use crate::engine::{Inner, now_ms};
+use crate::engine::Inner;
 use crate::error::{Error, Result};
 use crate::file::{DataFile, hint_path};
 use crate::hint::{HintEntry, HintWriter};
-use crate::index::{NewEntry, find};
+use crate::index::{NewEntry, find, sweep_list};
 use crate::record::{
     Bad, FLAG_FLUSH, FLAG_TOMBSTONE, Header, LOG_HEADER, RECORD_HEADER, decode, parse_header,
 };
@@ -129,37 +129,23 @@ fn lower_priority(inner: &Inner) {
 /// One bounded step of the expiry sweep: examines up to 64 entries of each (shard, db) that
 /// has keys with an expiry, and deletes (tombstones) the expired ones, a few per lock hold.
 fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
-    let now = now_ms();
     for db in 0..inner.databases {
         if inner.dbs[db].expires.load(Ordering::Relaxed) == 0 {
             continue;
         }
         for s in 0..inner.nshards {
-            let slot = &mut sweep.pos[s * inner.databases + db];
             let idx = &inner.shards[s].index[db];
-            let mut expired: Vec<(u64, Box<[u8]>)> = Vec::new();
-            {
+            let expired = {
                 let guard = epoch::pin();
-                // Resume after the last node examined.
-                let mut cur = match *slot {
-                    Some(h) => idx.seek_after(h, &guard),
-                    None => idx.front(&guard),
-                };
-                let mut n = 0;
-                *slot = None;
-                while let Some(e) = cur {
-                    let k = e.key();
-                    if !k.value().load(&guard).live(now) {
-                        expired.push((k.hash, k.bytes().into()));
-                    }
-                    n += 1;
-                    if n >= 64 {
-                        *slot = Some(k.seq);
-                        break;
-                    }
-                    cur = e.next();
-                }
-            }
+                sweep_list(
+                    &mut sweep.pos[s * inner.databases + db],
+                    |pos| match pos {
+                        Some(seq) => idx.seek_after(seq, &guard),
+                        None => idx.front(&guard),
+                    },
+                    |k, now| (!k.value().load(&guard).live(now)).then(|| (k.hash, k.bytes())),
+                )
+            };
             inner.reap(s, db, &expired);
         }
     }

@@ -8,7 +8,7 @@
 //! Bitcask backend, the one shared log). `t_put` and `t_del` return the write's GSN, handed
 //! out where the write becomes durable (the log append, or the slot write).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use crossbeam_epoch::{self as epoch, Guard};
@@ -18,7 +18,7 @@ use crate::const_tree::{AnyConst, CNode, ConstTree, Words, bitcask_loc, with_con
 use crate::engine::{Engine, Inner, hash_key, now_ms, writer_for};
 use crate::error::{Error, Result};
 use crate::fixed::FixedShard;
-use crate::index::scan_lists;
+use crate::index::{random_live, scan_lists};
 use crate::types::*;
 use crate::writer::Writer;
 
@@ -389,38 +389,15 @@ impl Engine {
     }
 
     fn const_random_key_w<W: Words>(&self, t: &ConstTree<W>) -> Option<Bytes> {
-        static SEED: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
         let inner = &*self.inner;
-        let now = now_ms();
         let guard = epoch::pin();
-        for _ in 0..8 {
-            let r = hash_key(
-                &(SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ now).to_le_bytes(),
-            );
-            let first = (r % inner.nshards as u64) as usize;
-            for i in 0..inner.nshards {
-                let s = (first + i) % inner.nshards;
-                let start = r.rotate_left(17) % t.next_seq(s);
-                let mut cur = t
-                    .seek(s, start, false, &guard)
-                    .or_else(|| t.seek(s, 0, false, &guard));
-                let mut tries = 0;
-                while let Some(e) = cur {
-                    if e.key().live(now) {
-                        return Some(Bytes::copy_from_slice(e.key().bytes()));
-                    }
-                    tries += 1;
-                    if tries > 16 {
-                        break;
-                    }
-                    cur = e.next();
-                }
-            }
-            if inner.dbs[t.db].keys.load(Ordering::Relaxed) == 0 {
-                break;
-            }
-        }
-        None
+        random_live(
+            inner.nshards,
+            |s| t.next_seq(s),
+            |s, pos| t.seek(s, pos, false, &guard),
+            |k, now| k.live(now).then(|| k.bytes()),
+            || inner.dbs[t.db].keys.load(Ordering::Relaxed) == 0,
+        )
     }
 
     // ------------------------------------------------------------ ConstTree writes
