@@ -301,8 +301,8 @@ pub(crate) struct ConstTree<W: Words> {
     /// Per shard, the FixedStore slot file (Fixed backend), or None (Bitcask). Locked only
     /// while the shard's writer lock is held, or by the sync round (never the other way).
     pub fixed: Box<[Option<Mutex<FixedShard>>]>,
-    /// Where the expiry sweep resumes in each shard: after this sequence number.
-    sweep_pos: Mutex<Vec<Option<u64>>>,
+    /// Where the expiry sweep resumes in each shard: the sequence number to resume at.
+    sweep_pos: Mutex<Vec<u64>>,
 }
 
 impl<W: Words> ConstTree<W> {
@@ -328,7 +328,7 @@ impl<W: Words> ConstTree<W> {
             max_key,
             shards,
             fixed,
-            sweep_pos: Mutex::new(vec![None; n]),
+            sweep_pos: Mutex::new(vec![0; n]),
         }
     }
 
@@ -381,21 +381,16 @@ impl<W: Words> ConstTree<W> {
         })
     }
 
-    /// The first node of `shard` whose sequence number is >= `seq` (> with `after`), for
-    /// ordered walks.
+    /// The first node of `shard` whose sequence number is >= `seq`, for ordered walks.
     pub(crate) fn seek<'a: 'g, 'g>(
         &'a self,
         shard: usize,
         seq: u64,
-        after: bool,
         guard: &'g Guard,
     ) -> Option<crossbeam_skiplist::base::Entry<'a, 'g, CNode<W>, ()>> {
-        let b = if after {
-            Bound::Excluded(&seq)
-        } else {
-            Bound::Included(&seq)
-        };
-        self.shards[shard].list.lower_bound(b, guard)
+        self.shards[shard]
+            .list
+            .lower_bound(Bound::Included(&seq), guard)
     }
 
     /// The sequence number `shard`'s next insert gets: every node's is below it.
@@ -624,10 +619,7 @@ impl<W: Words> ConstTree<W> {
                 let guard = crossbeam_epoch::pin();
                 sweep_list(
                     &mut pos[s],
-                    |pos| match pos {
-                        Some(seq) => self.seek(s, seq, true, &guard),
-                        None => self.shards[s].list.front(&guard),
-                    },
+                    |pos| self.seek(s, pos, &guard),
                     |k, now| (!k.live(now)).then(|| (k.hash, k.bytes())),
                 )
             };
@@ -852,8 +844,8 @@ mod tests {
         assert!(after.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(t.next_seq(0), 8);
         // A walk resumes at a sequence number: k2 is the third insert.
-        assert_eq!(t.seek(0, 3, false, &g).unwrap().key().bytes(), b"k2");
-        assert_eq!(t.seek(0, 3, true, &g).unwrap().key().bytes(), b"k3");
+        assert_eq!(t.seek(0, 3, &g).unwrap().key().bytes(), b"k2");
+        assert_eq!(t.seek(0, 4, &g).unwrap().key().bytes(), b"k3");
         assert_eq!(shard.get(5, b"k3", &g).unwrap().seq, 4);
     }
 

@@ -225,18 +225,19 @@ pub(crate) fn random_live<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
 }
 
 /// One shard's part of a step of the expiry sweep, over a VarTree's or a ConstTree's list:
-/// examines up to 64 nodes from `seek(*pos)` (the node after sequence number `pos`, the
-/// front for None) and returns the expired ones as (hash, key); leaves in `pos` where the
-/// next step resumes (None from the front again, once the list's end is reached).
-/// `expired_key(node, now)` gives a node's hash and key if it is expired.
+/// examines up to 64 nodes from `seek(*pos)` (as for `scan_lists`: the first node whose
+/// sequence number is >= `pos`; 0, the first step's, is the front) and returns the expired
+/// ones as (hash, key); leaves in `pos` the sequence number the next step resumes at (0
+/// again once the list's end is reached). `expired_key(node, now)` gives a node's hash and
+/// key if it is expired.
 pub(crate) fn sweep_list<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
-    pos: &mut Option<u64>,
-    seek: impl FnOnce(Option<u64>) -> Option<base::Entry<'a, 'g, K, ()>>,
+    pos: &mut u64,
+    seek: impl FnOnce(u64) -> Option<base::Entry<'a, 'g, K, ()>>,
     expired_key: impl Fn(&K, u64) -> Option<(u64, &[u8])>,
 ) -> Vec<(u64, Box<[u8]>)> {
     let now = crate::engine::now_ms();
     let mut expired = Vec::new();
-    let mut cur = seek(pos.take());
+    let mut cur = seek(std::mem::take(pos));
     let mut n = 0;
     while let Some(e) = cur {
         if let Some((hash, key)) = expired_key(e.key(), now) {
@@ -244,7 +245,7 @@ pub(crate) fn sweep_list<'a: 'g, 'g, K: Ord + std::borrow::Borrow<u64> + 'a>(
         }
         n += 1;
         if n >= 64 {
-            *pos = Some(*e.key().borrow());
+            *pos = *e.key().borrow() + 1;
             break;
         }
         cur = e.next();
@@ -330,15 +331,6 @@ impl Index {
     /// The first node whose sequence number is >= `seq`.
     pub(crate) fn seek<'a: 'g, 'g>(&'a self, seq: u64, guard: &'g Guard) -> Option<Cursor<'a, 'g>> {
         self.list.lower_bound(Bound::Included(&seq), guard)
-    }
-
-    /// The first node whose sequence number is > `seq`.
-    pub(crate) fn seek_after<'a: 'g, 'g>(
-        &'a self,
-        seq: u64,
-        guard: &'g Guard,
-    ) -> Option<Cursor<'a, 'g>> {
-        self.list.lower_bound(Bound::Excluded(&seq), guard)
     }
 
     /// The sequence number the next insert will take: every node's is below it.

@@ -62,15 +62,15 @@ pub(crate) fn sync_thread(inner: &Inner) {
     }
 }
 
-/// Where the expiry sweep resumes in each (shard, db).
+/// Where the expiry sweep resumes in each (shard, db): the sequence number to resume at.
 struct Sweep {
-    pos: Vec<Option<u64>>,
+    pos: Vec<u64>,
 }
 
 pub(crate) fn maint_thread(inner: &Inner) {
     lower_priority(inner);
     let mut sweep = Sweep {
-        pos: vec![None; inner.nshards * inner.databases],
+        pos: vec![0; inner.nshards * inner.databases],
     };
     loop {
         std::thread::park_timeout(Duration::from_millis(100));
@@ -139,10 +139,7 @@ fn sweep_step(inner: &Inner, sweep: &mut Sweep) {
                 let guard = epoch::pin();
                 sweep_list(
                     &mut sweep.pos[s * inner.databases + db],
-                    |pos| match pos {
-                        Some(seq) => idx.seek_after(seq, &guard),
-                        None => idx.front(&guard),
-                    },
+                    |pos| idx.seek(pos, &guard),
                     |k, now| (!k.value().load(&guard).live(now)).then(|| (k.hash, k.bytes())),
                 )
             };

@@ -381,7 +381,7 @@ impl Engine {
             self.inner.nshards,
             cursor,
             count,
-            |s, pos| t.seek(s, pos, false, &guard),
+            |s, pos| t.seek(s, pos, &guard),
             |k| (k.bytes(), k.hash, k.live(now)),
             pattern,
             expired,
@@ -394,7 +394,7 @@ impl Engine {
         random_live(
             inner.nshards,
             |s| t.next_seq(s),
-            |s, pos| t.seek(s, pos, false, &guard),
+            |s, pos| t.seek(s, pos, &guard),
             |k, now| k.live(now).then(|| k.bytes()),
             || inner.dbs[t.db].keys.load(Ordering::Relaxed) == 0,
         )
