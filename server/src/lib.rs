@@ -69,22 +69,19 @@ pub fn run(config: Config) -> Result<(), Error> {
     let (log, _guard) = logging::build(config.loglevel, &config.logfile)
         .map_err(io_err(format!("can't open log file '{}'", config.logfile)))?;
     raise_fd_limit(config.maxclients, &log);
-    let server = match Server::start_with_logger(config, log.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            // One line in the log (the caller prints the same to stderr), then exit.
-            slog::crit!(log, "Can't start: {}", e);
-            return Err(e);
-        }
-    };
-    let trigger = server.shutdown_trigger();
+    // The handlers are in place before start-up, so a SIGTERM is never the default action's
+    // kill once a client can connect. The server hands over its trigger before its reactors
+    // run; a signal before that (during recovery, say) ends start-up at once, as Redis stops
+    // loading: no client has been served, so nothing acknowledged is lost.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])
     .map_err(io_err("can't install signal handlers"))?;
+    let trigger: Arc<Mutex<Option<ShutdownTrigger>>> = Arc::default();
     let signal_handle = signals.handle();
     let signal_log = log.clone();
+    let signal_trigger = trigger.clone();
     let signal_thread = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -94,11 +91,34 @@ pub fn run(config: Config) -> Result<(), Error> {
                 } else {
                     "SIGTERM"
                 };
-                warn!(signal_log, "Received {} scheduling shutdown...", name);
-                trigger.trigger();
+                // Held while deciding, so start-up cannot hand the trigger over meanwhile.
+                let trigger = signal_trigger.lock();
+                match &*trigger {
+                    Some(t) => {
+                        warn!(signal_log, "Received {} scheduling shutdown...", name);
+                        t.trigger();
+                    }
+                    None => {
+                        // The async log would not be flushed by exit: stderr, as start-up
+                        // errors are.
+                        eprintln!("Received {name} during start-up, exiting");
+                        std::process::exit(0);
+                    }
+                }
             }
         })
         .map_err(io_err("can't start the signal thread"))?;
+    let started = Server::start_inner(config, log.clone(), &|t| *trigger.lock() = Some(t));
+    let server = match started {
+        Ok(s) => s,
+        Err(e) => {
+            // One line in the log (the caller prints the same to stderr), then exit.
+            slog::crit!(log, "Can't start: {}", e);
+            signal_handle.close();
+            let _ = signal_thread.join();
+            return Err(e);
+        }
+    };
     let result = server.wait();
     signal_handle.close();
     let _ = signal_thread.join();
@@ -144,6 +164,16 @@ impl Server {
     ///
     /// See [`run`].
     pub fn start_with_logger(config: Config, log: Logger) -> Result<Server, Error> {
+        Server::start_inner(config, log, &|_| {})
+    }
+
+    /// `start_with_logger`, handing the shutdown trigger to `on_trigger` before any reactor
+    /// runs (so before a client can connect).
+    fn start_inner(
+        config: Config,
+        log: Logger,
+        on_trigger: &dyn Fn(ShutdownTrigger),
+    ) -> Result<Server, Error> {
         let threads = if config.threads == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -237,6 +267,7 @@ impl Server {
             gate: Gate::new(threads),
             watches: Watches::default(),
         });
+        on_trigger(ShutdownTrigger(shared.shutdown.clone()));
 
         let mut listeners = Some(listeners);
         let mut handles = Vec::with_capacity(threads);
