@@ -306,6 +306,13 @@ impl Server {
         self.shared.engine.fail_next_sync();
     }
 
+    /// Test seam: while `full` is true the engine's log writes fail with ENOSPC, as on a
+    /// full disk.
+    #[doc(hidden)]
+    pub fn set_disk_full(&self, full: bool) {
+        self.shared.engine.set_disk_full(full);
+    }
+
     /// Test seam: while `hold` is true the engine's fsyncs wait, freezing durability.
     #[doc(hidden)]
     pub fn hold_syncs(&self, hold: bool) {

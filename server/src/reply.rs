@@ -106,13 +106,11 @@ impl CmdError {
     }
 }
 
-/// The text of a write refused because the engine can no longer make data durable.
+/// The text of a write refused because the engine cannot make data durable now (`why`,
+/// from the engine, says until when).
 #[must_use]
 pub fn misconf_text(why: &str) -> String {
-    format!(
-        "MISCONF Errors writing to the AOF file: {why}. Writes are refused until the server \
-         is restarted; reads still work."
-    )
+    format!("MISCONF Errors writing to the AOF file: {why}; reads still work.")
 }
 
 impl From<respite_storage::Error> for CmdError {

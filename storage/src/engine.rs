@@ -105,8 +105,9 @@ pub(crate) struct Inner {
     /// Serialises sync rounds, so durability is published in order.
     pub sync_round: Mutex<()>,
     pub dir_dirty: AtomicBool,
+    /// Writes are refused (`failure` says why); one atomic load for the hot paths.
     pub failed: AtomicBool,
-    pub failure: Mutex<Option<String>>,
+    pub failure: Mutex<Option<Failure>>,
     pub hooks: RwLock<Vec<Hook>>,
     pub syncs: AtomicU64,
     pub last_sync_ms: AtomicU64,
@@ -122,6 +123,32 @@ pub(crate) struct Inner {
     pub shutdown: AtomicBool,
     pub sync_thread: OnceLock<Thread>,
     pub maint_thread: OnceLock<Thread>,
+}
+
+/// Why writes are refused.
+pub(crate) struct Failure {
+    /// What failed, naming the file and the OS error.
+    pub msg: String,
+    /// A stalled write (`Inner::stall`) that the sync thread retries; false once something
+    /// only a restart clears has failed (`Inner::fail`).
+    pub retry: bool,
+}
+
+impl Failure {
+    /// The text clients and INFO see: what failed and what happens now.
+    pub(crate) fn describe(&self) -> String {
+        if self.retry {
+            format!(
+                "{}; writes are refused until a retry succeeds (once a second)",
+                self.msg
+            )
+        } else {
+            format!(
+                "{}; writes are refused until the server is restarted",
+                self.msg
+            )
+        }
+    }
 }
 
 fn mode_to_u8(m: SyncMode) -> u8 {
@@ -147,25 +174,78 @@ impl Inner {
 
     #[inline]
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.failed.load(Ordering::Acquire) {
-            let msg = self.failure.lock().clone().unwrap_or_default();
-            return Err(Error::WritesRefused(msg));
+        if self.failed.load(Ordering::Acquire)
+            && let Some(f) = &*self.failure.lock()
+        {
+            return Err(Error::WritesRefused(f.describe()));
         }
         Ok(())
     }
 
-    /// Records a sync/write failure: writes are refused from now on, waiters are told.
-    pub(crate) fn fail(&self, msg: String) {
-        {
+    /// Records a failure only a restart clears (an fsync failed, or a file's tail is unknown):
+    /// writes are refused from now on, waiters are told. Returns the error to hand back.
+    pub(crate) fn fail(&self, msg: String) -> Error {
+        let failure = {
+            let mut f = self.failure.lock();
+            if f.as_ref().is_none_or(|f| f.retry) {
+                slog::crit!(self.logger, "{msg}; refusing writes until restart");
+                *f = Some(Failure { msg, retry: false });
+            }
+            self.failed.store(true, Ordering::Release);
+            f.as_ref().map(Failure::describe).unwrap_or_default()
+        };
+        self.wake_sync_thread();
+        Error::WritesRefused(failure)
+    }
+
+    /// Records a write the OS refused (a full disk, a quota) whose bytes are still in the
+    /// log's buffer: writes are refused meanwhile, waiters are told, and the sync thread
+    /// writes the buffer again once a second (`retry_stalled`) until it succeeds. A failure
+    /// already recorded stays. Returns the error to hand back.
+    pub(crate) fn stall(&self, msg: String) -> Error {
+        let failure = {
             let mut f = self.failure.lock();
             if f.is_none() {
-                slog::crit!(self.logger, "{msg}; refusing writes until restart");
-                *f = Some(msg);
+                slog::error!(self.logger, "{msg}; refusing writes until a retry succeeds");
+                *f = Some(Failure { msg, retry: true });
             }
+            self.failed.store(true, Ordering::Release);
+            f.as_ref().map(Failure::describe).unwrap_or_default()
+        };
+        self.wake_sync_thread();
+        Error::WritesRefused(failure)
+    }
+
+    /// Whether writes are refused by a stall (`stall`) that a retry may clear.
+    pub(crate) fn stalled(&self) -> bool {
+        self.failure.lock().as_ref().is_some_and(|f| f.retry)
+    }
+
+    /// Writes the buffer of a stalled log again; if the OS takes it now, clears the stall
+    /// and writes are accepted again. True if it did.
+    pub(crate) fn retry_stalled(&self) -> bool {
+        let _round = self.sync_round.lock();
+        let mut log = self.log_quiet();
+        // Only a plain log's write stalls (an encrypted log's pages are sealed once: its
+        // failed write is final, `Log::write_failed`).
+        if !self.stalled() || log.active.enc.is_some() || log.write_out(self).is_err() {
+            return false;
         }
-        self.failed.store(true, Ordering::Release);
-        // The sync thread tells the waiters (calls the hooks) outside every lock: `fail` can
-        // run under a shard lock or the sync-round lock.
+        drop(log);
+        let mut f = self.failure.lock();
+        if !f.as_ref().is_some_and(|f| f.retry) {
+            return false;
+        }
+        slog::warn!(self.logger, "the log write error looks solved; accepting writes again";
+            "was" => f.as_ref().map(|f| f.msg.as_str()).unwrap_or_default());
+        *f = None;
+        self.failed.store(false, Ordering::Release);
+        true
+    }
+
+    /// The sync thread tells the waiters of a failure (calls the hooks) outside every lock:
+    /// `fail` and `stall` can run under a shard lock or the sync-round lock.
+    fn wake_sync_thread(&self) {
         if let Some(t) = self.sync_thread.get() {
             t.unpark();
         }
@@ -226,8 +306,7 @@ impl Inner {
                 // take: the next fdatasync round carries them.
                 if let Err(e) = crate::fixed::write_back_all(self) {
                     let msg = format!("slot file write-back failed: {e}");
-                    self.fail(msg.clone());
-                    return Err(Error::WritesRefused(msg));
+                    return Err(self.fail(msg));
                 }
                 return Ok(false);
             }
@@ -243,8 +322,7 @@ impl Inner {
                 // An encrypted slot file could not write its pages back: its tail is now
                 // unknown, as after a failed log write.
                 let msg = format!("slot file write-back failed: {e}");
-                self.fail(msg.clone());
-                return Err(Error::WritesRefused(msg));
+                return Err(self.fail(msg));
             }
         };
         let dir_dirty = self.dir_dirty.swap(false, Ordering::SeqCst);
@@ -268,13 +346,11 @@ impl Inner {
         if let Some(msg) = failed {
             // Never retry: the kernel may have dropped the dirty pages, and a second fsync
             // would report success for data that is not on disk (hazard 2).
-            self.fail(msg.clone());
-            return Err(Error::WritesRefused(msg));
+            return Err(self.fail(msg));
         }
         if dir_dirty && let Err(e) = self.seam.sync_dir(&self.dir) {
             let msg = format!("fsync failed on directory {}: {e}", self.dir.display());
-            self.fail(msg.clone());
-            return Err(Error::WritesRefused(msg));
+            return Err(self.fail(msg));
         }
         self.durable.fetch_max(target, Ordering::SeqCst);
         self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -1469,12 +1545,14 @@ impl Engine {
         self.inner.hooks.write().push(hook);
     }
 
-    /// Some(error text) once an fsync failed: writes are refused from then on, reads go on.
+    /// Some(error text) while writes are refused, reads go on: after an fsync failure (until
+    /// a restart), or while a write the OS refused (a full disk) waits for its retry to
+    /// succeed. The text names the cause and which of the two it is.
     pub fn sync_failure(&self) -> Option<String> {
-        self.inner.failure.lock().clone()
+        self.inner.failure.lock().as_ref().map(Failure::describe)
     }
 
-    /// True once an fsync failed and writes are refused; one atomic load, for hot paths
+    /// True while writes are refused (see `sync_failure`); one atomic load, for hot paths
     /// (`sync_failure` has the text but takes a lock).
     #[inline]
     pub fn writes_refused(&self) -> bool {
@@ -1494,6 +1572,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn fail_next_sync(&self) {
         self.inner.seam.arm_failure();
+    }
+
+    /// Test hook (the same seam): while `full` is true, writes of the log's buffer to the
+    /// OS fail with ENOSPC, as on a full disk.
+    #[doc(hidden)]
+    pub fn set_disk_full(&self, full: bool) {
+        self.inner.seam.set_disk_full(full);
     }
 
     /// Test hook (the same seam): while `hold` is true every fdatasync waits before it
@@ -1559,20 +1644,19 @@ impl Engine {
     /// Graceful close: flush, sync, write hints for sealed files, stop threads, release files.
     ///
     /// # Errors
-    /// `WritesRefused` if an fsync failed (now or earlier): the data after the last durable
-    /// GSN may be lost. `Io` if a hint cannot be written (start-up then scans that log).
+    /// `WritesRefused` if an fsync failed (now or earlier), or a write the OS refused (a full
+    /// disk) still fails: the data after the last durable GSN may be lost. `Io` if a hint
+    /// cannot be written (start-up then scans that log).
     pub fn close(mut self) -> Result<()> {
         // Stop the background threads first, so nothing (an expiry sweep, a compaction)
         // writes after the final sync.
         self.stop_threads();
-        let synced = if self.inner.failed.load(Ordering::Acquire) {
-            Err(Error::WritesRefused(
-                self.sync_failure().unwrap_or_default(),
-            ))
-        } else {
-            self.inner.sync_round(true).map(|_| ())
-        };
-        synced?;
+        // A stalled write gets one more try (space may have been freed since the sync
+        // thread's last); `sync_round` refuses if writes are still refused.
+        if self.inner.failed.load(Ordering::Acquire) {
+            self.inner.retry_stalled();
+        }
+        self.inner.sync_round(true)?;
         // The active log ends at its last record once closed (no preallocated zeros).
         {
             let mut log = self.inner.log_quiet();

@@ -15,9 +15,10 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-    /// An fsync failed earlier. The engine no longer takes writes (a retried fsync can report
-    /// success for data that never reached the disk); reads go on. Restart to recover.
-    #[error("writes refused: {0}; restart to recover")]
+    /// Writes are refused; reads go on. After an fsync failure until a restart (a retried
+    /// fsync can report success for data that never reached the disk); after a write the OS
+    /// refused (a full disk) until the engine's retry of it succeeds. The text says which.
+    #[error("writes refused: {0}")]
     WritesRefused(String),
     /// The configuration cannot be used; the text says which field and why. Fix the config.
     #[error("invalid config: {0}")]

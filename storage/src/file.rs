@@ -1,4 +1,5 @@
-//! The file layer: log files, paths, and the sync seam where tests inject fsync failures.
+//! The file layer: log files, paths, and the seam where tests inject fsync failures and a
+//! full disk.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -58,6 +59,8 @@ pub(crate) struct SyncSeam {
     /// fsyncs of the data directory (new files, renames, unlinks: hazard 3).
     dir_syncs: AtomicU64,
     fail_next: AtomicBool,
+    /// While set, writes of the log's buffer fail with ENOSPC, as on a full disk.
+    disk_full: AtomicBool,
     holding: AtomicBool,
     hold: parking_lot::Mutex<bool>,
     released: parking_lot::Condvar,
@@ -69,6 +72,20 @@ pub(crate) struct SyncSeam {
 impl SyncSeam {
     pub(crate) fn arm_failure(&self) {
         self.fail_next.store(true, Ordering::SeqCst);
+    }
+
+    /// While `full`, writes of the log's buffer fail with ENOSPC (see `write_at`).
+    pub(crate) fn set_disk_full(&self, full: bool) {
+        self.disk_full.store(full, Ordering::SeqCst);
+    }
+
+    /// The write of the log's buffer to the OS at `off` of `file` (a plain log's), which
+    /// tests can make fail as a full disk does.
+    pub(crate) fn write_at(&self, file: &File, bytes: &[u8], off: u64) -> io::Result<()> {
+        if self.disk_full.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        file.write_all_at(bytes, off)
     }
 
     /// While held, every fdatasync waits before it starts; releasing lets them all go.
@@ -381,8 +398,12 @@ impl DataFile {
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         let flushed = if enc.is_none() {
-            file.write_all_at(header, 0)
-                .map_err(|e| Error::io(&path, e))?;
+            if let Err(e) = file.write_all_at(header, 0) {
+                // A log without its whole header (a full disk) is of no use: start-up drops
+                // it, and a rotation that retries would leave one more each time.
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::io(&path, e));
+            }
             header.len() as u64
         } else {
             0

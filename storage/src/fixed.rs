@@ -1292,7 +1292,7 @@ pub(crate) fn write_back_all(inner: &Inner) -> Result<()> {
 pub(crate) fn after_sync(inner: &Inner, durable: u64) {
     let round = inner.syncs.load(Ordering::Relaxed);
     if let Err(e) = each_slot_file(inner, |f| f.after_sync(durable, round)) {
-        inner.fail(format!("freeing slots failed: {e}"));
+        let _ = inner.fail(format!("freeing slots failed: {e}"));
     }
 }
 

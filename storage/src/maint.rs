@@ -20,6 +20,9 @@ use crate::recovery::zero_tail;
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// How long the maintenance thread waits before it tries again to write hints that failed.
+const HINT_RETRY: Duration = Duration::from_secs(5);
+
 /// The group-commit loop. Under `always` it runs a round as soon as there are unsynced writes
 /// (writes that arrive during a round wait for the next one, so rounds coalesce); under
 /// `everysec` at least once a second; under `no` it only writes buffers to the OS each second,
@@ -38,6 +41,11 @@ pub(crate) fn sync_thread(inner: &Inner) {
                 told_failure = true;
             }
             std::thread::park_timeout(SECOND);
+            // A stalled write (a full disk) is retried once a second, as Redis retries a
+            // failed AOF write; a later failure is told again.
+            if inner.retry_stalled() {
+                told_failure = false;
+            }
             continue;
         }
         let mode = inner.sync_mode();
@@ -72,13 +80,27 @@ pub(crate) fn maint_thread(inner: &Inner) {
     let mut sweep = Sweep {
         pos: vec![0; inner.nshards * inner.databases],
     };
+    // After a failed hint (a full disk, say), the next try waits `HINT_RETRY`, and only the
+    // first failure of a run of them is logged.
+    let mut hints_after = Instant::now();
+    let mut hints_failing = false;
     loop {
         std::thread::park_timeout(Duration::from_millis(100));
         if inner.shutdown.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = write_pending_hints(inner) {
-            slog::warn!(inner.logger, "writing a hint file failed; start-up will scan that log"; "error" => %e);
+        if Instant::now() >= hints_after {
+            match write_pending_hints(inner) {
+                Ok(()) => hints_failing = false,
+                Err(e) => {
+                    if !hints_failing {
+                        slog::warn!(inner.logger, "writing a hint file failed; start-up will scan that log until one is written";
+                            "error" => %e, "retry_s" => HINT_RETRY.as_secs());
+                    }
+                    hints_failing = true;
+                    hints_after = Instant::now() + HINT_RETRY;
+                }
+            }
         }
         if let Err(e) = delete_retired(inner) {
             slog::warn!(inner.logger, "deleting compacted logs failed"; "error" => %e);
@@ -297,8 +319,7 @@ fn datasync_log(inner: &Inner, f: &DataFile) -> Result<()> {
 fn datasync(inner: &Inner, file: &std::fs::File, path: &std::path::Path) -> Result<()> {
     if let Err(e) = inner.seam.datasync(file) {
         let msg = format!("fsync failed on {}: {e}", path.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
+        return Err(inner.fail(msg));
     }
     Ok(())
 }
@@ -378,7 +399,28 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     datasync_log(inner, f)?;
     let path = hint_path(&inner.dir, f.id);
     let tmp = path.with_extension("hint.tmp");
-    let mut out = HintOut::create(inner, tmp.clone())?;
+    let tag_tmp = path.with_extension("hint.tag.tmp");
+    let written = make_hint(inner, f, &path, &tmp, &tag_tmp);
+    if written.is_err() {
+        // Half a hint only takes space (start-up would delete it): on a full disk that is
+        // space the log needs.
+        for p in [&tmp, &tag_tmp] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    written
+}
+
+/// Writes log `f`'s hint to `tmp` (an encrypted one's tag to `tag_tmp`) and renames it into
+/// place at `path`.
+fn make_hint(
+    inner: &Inner,
+    f: &DataFile,
+    path: &std::path::Path,
+    tmp: &std::path::Path,
+    tag_tmp: &std::path::Path,
+) -> Result<()> {
+    let mut out = HintOut::create(inner, tmp.to_path_buf())?;
     let mut hw = HintWriter::new(f.id);
     scan_sealed(inner, f, SCAN_CHUNK, |h, off, k, v| {
         let keep_value =
@@ -404,17 +446,15 @@ fn write_hint(inner: &Inner, f: &DataFile) -> Result<()> {
     if let Some(tags) = out.finish(inner)? {
         // Encrypted: the tag is renamed into place first, so a hint in place always has its
         // tag (docs/encryption.md).
-        let tag = crate::crypto::tag_path(&path);
-        let tag_tmp = path.with_extension("hint.tag.tmp");
-        write_synced(inner, &tag_tmp, &tags)?;
-        std::fs::rename(&tag_tmp, &tag).map_err(|e| Error::io(&tag, e))?;
+        let tag = crate::crypto::tag_path(path);
+        write_synced(inner, tag_tmp, &tags)?;
+        std::fs::rename(tag_tmp, &tag).map_err(|e| Error::io(&tag, e))?;
     }
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
     // fsync the directory, or the rename can be lost (hazard 3).
     if let Err(e) = inner.seam.sync_dir(&inner.dir) {
         let msg = format!("fsync failed on directory {}: {e}", inner.dir.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
+        return Err(inner.fail(msg));
     }
     Ok(())
 }
@@ -445,8 +485,7 @@ pub(crate) fn delete_retired(inner: &Inner) -> Result<()> {
     }
     if let Err(e) = inner.seam.sync_dir(&inner.dir) {
         let msg = format!("fsync failed on directory {}: {e}", inner.dir.display());
-        inner.fail(msg.clone());
-        return Err(Error::WritesRefused(msg));
+        return Err(inner.fail(msg));
     }
     let mut log = inner.log.lock();
     for f in &list {

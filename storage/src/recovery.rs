@@ -730,6 +730,7 @@ pub(crate) fn recover(dir: PathBuf, cfg: Config) -> Result<Inner> {
         }],
         alloc_end: active.len(),
         no_prealloc: false,
+        prealloc_short: false,
         active,
         disk_files,
         jseq: 0,

@@ -140,6 +140,8 @@ pub(crate) struct Log {
     pub alloc_end: u64,
     /// Set once fallocate failed (a file system without it): files then just grow.
     pub no_prealloc: bool,
+    /// The last preallocation failed for want of space (warned once until one succeeds).
+    pub prealloc_short: bool,
     /// Encrypted: the sequence number of the last journal copy written for the active log
     /// (the next goes to slot `(jseq + 1) % 2`).
     pub jseq: u64,
@@ -180,9 +182,14 @@ impl Log {
             self.flush(inner)?;
         }
         let at = self.encode(inner, h, key, value);
-        if self.buf.len() >= inner.write_buffer_bytes {
-            self.flush(inner)?;
+        if self.buf.len() >= inner.write_buffer_bytes
+            && let Err(e) = self.flush(inner)
+            && !inner.stalled()
+        {
+            return Err(e);
         }
+        // A stalled flush keeps the record in the buffer, to be written by the retry: it is
+        // this write's, so the caller must show it (reads find it in the buffer).
         Ok(at)
     }
 
@@ -268,14 +275,24 @@ impl Log {
             return Ok(());
         }
         inner.check_writable()?;
+        self.write_out(inner)
+    }
+
+    /// Writes the (plain) buffer to the OS at its place in the file. If the OS refuses (a
+    /// full disk), the buffer stays as it was and writes stall (`Inner::stall`) until a retry
+    /// of this succeeds: a retry rewrites the same bytes at the same offsets, so whatever
+    /// part of them reached the file is overwritten with itself.
+    pub(crate) fn write_out(&mut self, inner: &Inner) -> Result<()> {
         let end = self.buf_start + self.buf.len() as u64;
         if end > self.alloc_end {
             self.preallocate(inner, end);
         }
-        if let Err(e) = self.active.file.write_all_at(&self.buf, self.buf_start) {
+        if let Err(e) = inner
+            .seam
+            .write_at(&self.active.file, &self.buf, self.buf_start)
+        {
             let msg = format!("write failed on {}: {e}", self.active.path.display());
-            inner.fail(msg.clone());
-            return Err(Error::WritesRefused(msg));
+            return Err(inner.stall(msg));
         }
         self.buf_start += self.buf.len() as u64;
         self.active.flushed.store(self.buf_start, Ordering::Release);
@@ -317,11 +334,10 @@ impl Log {
         }
     }
 
-    /// A failed write to the OS: writes are refused from now on (the tail is unknown).
+    /// A failed write of an encrypted log's pages or entries: writes are refused from now on
+    /// (its tail is unknown: pages are sealed once, so they are not simply written again).
     pub(crate) fn write_failed(inner: &Inner, path: &std::path::Path, e: std::io::Error) -> Error {
-        let msg = format!("write failed on {}: {e}", path.display());
-        inner.fail(msg.clone());
-        Error::WritesRefused(msg)
+        inner.fail(format!("write failed on {}: {e}", path.display()))
     }
 
     /// The encrypted flush: writes the buffer's full pages (sealed, each written once, with
@@ -441,7 +457,16 @@ impl Log {
             match crate::file::fallocate(&self.active.file, self.alloc_end, target) {
                 Ok(()) => {
                     self.alloc_end = target;
+                    self.prealloc_short = false;
                     return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    // Not for good: the next step tries again, once space is freed.
+                    if !self.prealloc_short {
+                        slog::warn!(inner.logger, "the disk is nearly full: cannot preallocate the log";
+                            "file" => %self.active.path.display(), "error" => %e);
+                        self.prealloc_short = true;
+                    }
                 }
                 Err(e) => {
                     slog::info!(inner.logger, "cannot preallocate log files; they grow as written";

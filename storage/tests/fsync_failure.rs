@@ -3,27 +3,10 @@
 //! not cover the failed group), later writes are refused with a clear error, reads go on,
 //! and the engine never retries the fsync and reports success.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use parking_lot::{Condvar, Mutex};
+use common::signal::Signal;
 use respite_storage::*;
-
-struct Signal {
-    calls: Mutex<u64>,
-    cv: Condvar,
-}
-
-impl Signal {
-    fn wait_until(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut calls = self.calls.lock();
-        while !cond() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            self.cv.wait_for(&mut calls, Duration::from_millis(50));
-        }
-    }
-}
 
 #[test]
 fn fsync_failure_refuses_writes_and_reports() {
@@ -34,15 +17,7 @@ fn fsync_failure_refuses_writes_and_reports() {
         ..Config::default()
     };
     let e = Engine::open(dir.path(), cfg.clone()).unwrap();
-    let sig = Arc::new(Signal {
-        calls: Mutex::new(0),
-        cv: Condvar::new(),
-    });
-    let s2 = sig.clone();
-    e.on_durable(Arc::new(move || {
-        *s2.calls.lock() += 1;
-        s2.cv.notify_all();
-    }));
+    let sig = Signal::hooked(&e);
 
     let g1 = e.set(0, b"a", b"1", SetOptions::default()).unwrap().gsn;
     sig.wait_until("the first write to be durable", || e.durable_gsn() >= g1);
@@ -75,7 +50,7 @@ fn fsync_failure_refuses_writes_and_reports() {
         text.starts_with("writes refused: fsync failed on"),
         "{text}"
     );
-    assert!(text.ends_with("restart to recover"), "{text}");
+    assert!(text.ends_with("until the server is restarted"), "{text}");
     assert!(e.delete(0, b"a").is_err());
     assert!(e.flush(None).is_err());
     assert!(e.update(0, b"a", |_| (Update::Delete, ())).is_err());

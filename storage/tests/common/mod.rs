@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod churn;
 pub mod model;
+pub mod signal;
 
 /// Under valgrind (ci/valgrind sets RESPITE_TEST_SCALE=small) tests shrink their loops: the
 /// paths still run, at a fraction of the count.
