@@ -39,8 +39,15 @@ const WAITAOF_FLAG_AT: usize = 5;
 
 #[derive(Debug)]
 enum HeldKind {
+    /// A write's reply (or one behind it): sent once the write is durable; a MISCONF error
+    /// if it never will be (a final failure).
     Reply,
-    WaitAof { deadline: Option<Instant> },
+    /// A read's reply that may show a write not durable yet: sent once that is durable, or
+    /// as it is once writes are refused (reads go on then).
+    Read,
+    WaitAof {
+        deadline: Option<Instant>,
+    },
 }
 
 /// A reply in the held part of the output buffer.
@@ -157,7 +164,7 @@ impl Connection {
             .iter()
             .filter_map(|h| match h.kind {
                 HeldKind::WaitAof { deadline } => deadline,
-                HeldKind::Reply => None,
+                HeldKind::Reply | HeldKind::Read => None,
             })
             .min()
     }
@@ -315,17 +322,17 @@ impl Connection {
             // Under `always` no reply may show a write that is not durable yet, a read
             // included (Redis holds every reply of a loop turn behind its fsync). A read
             // waits for the newest GSN handed out when it ran, only while writes are unsynced.
-            let hold_gsn = match (settings.hold_writes, gsn) {
-                (false, _) => 0,
-                (true, 0) => unsynced_gsn(shared),
-                (true, gsn) => gsn,
+            let (hold_gsn, kind) = match (settings.hold_writes, gsn) {
+                (false, _) => (0, HeldKind::Reply),
+                (true, 0) => (unsynced_gsn(shared), HeldKind::Read),
+                (true, gsn) => (gsn, HeldKind::Reply),
             };
             match after {
                 After::Nothing => {
-                    self.push(&reply, hold_gsn, hold_gsn > 0);
+                    self.push_as(&reply, hold_gsn, kind);
                 }
                 After::Close => {
-                    self.push(&reply, hold_gsn, hold_gsn > 0);
+                    self.push_as(&reply, hold_gsn, kind);
                     self.closing = true;
                 }
                 After::Shutdown => {
@@ -405,22 +412,25 @@ impl Connection {
     /// Encodes a reply at the end of the output; held when it is an unsynced write under
     /// `always` or when something before it is held.
     fn push(&mut self, reply: &Reply, gsn: Gsn, hold: bool) {
+        self.push_as(reply, if hold { gsn } else { 0 }, HeldKind::Reply);
+    }
+
+    /// Encodes a reply at the end of the output, held as `kind` until `gsn` is durable (0:
+    /// not held itself, only behind whatever before it is).
+    fn push_as(&mut self, reply: &Reply, gsn: Gsn, kind: HeldKind) {
         let start = self.output.len();
         encode(reply, self.client.version, &mut self.output);
         let len = self.output.len() - start;
-        if self.held.is_empty() && !hold {
+        if self.held.is_empty() && gsn == 0 {
             self.sendable = self.output.len();
         } else {
-            self.held.push_back(Held {
-                gsn: if hold { gsn } else { 0 },
-                len,
-                kind: HeldKind::Reply,
-            });
+            self.held.push_back(Held { gsn, len, kind });
         }
     }
 
-    /// Releases held replies covered by `durable`; on a sync failure, held write replies
-    /// become MISCONF errors. Returns true when something was released.
+    /// Releases held replies covered by `durable`; once writes are refused (`failure`: an
+    /// fsync failed, or the disk is full), held write replies become MISCONF errors and held
+    /// reads go as they are. Returns true when something was released.
     pub fn release(&mut self, durable: Gsn, failure: Option<&str>, now: Instant) -> bool {
         if failure.is_some() && self.held.iter().any(|h| h.gsn > durable) {
             self.fail_held(durable, failure.unwrap_or_default());
@@ -430,6 +440,7 @@ impl Connection {
         while let Some(front) = self.held.front() {
             match front.kind {
                 HeldKind::Reply if front.gsn <= durable => {}
+                HeldKind::Read if front.gsn <= durable => {}
                 HeldKind::WaitAof { .. } if front.gsn <= durable => {}
                 HeldKind::WaitAof {
                     deadline: Some(deadline),
@@ -446,8 +457,9 @@ impl Connection {
         released
     }
 
-    /// Rewrites the held part of the output after an fsync failure: write replies not yet
-    /// durable become MISCONF errors, WAITAOF answers [0, 0], the rest is kept.
+    /// Rewrites the held part of the output once writes are refused: write replies not yet
+    /// durable become MISCONF errors (the engine's text says whether a retry may still make
+    /// them durable), WAITAOF answers [0, 0], the rest (reads included) is kept.
     fn fail_held(&mut self, durable: Gsn, why: &str) {
         let held_bytes = self.output.split_off(self.sendable);
         let mut at = 0;
@@ -505,8 +517,8 @@ impl Connection {
 
 /// The newest GSN handed out if it is not durable yet, else 0. A value a read saw was
 /// written under a GSN at most this one (GSNs are taken before the index shows a write).
-/// Once an fsync has failed nothing will become durable again and reads go on unheld:
-/// the engine refuses writes, and a read is better served than refused.
+/// While writes are refused (an fsync failed, or the disk is full) reads go on unheld: a
+/// read is better served than held for as long as that lasts.
 fn unsynced_gsn(shared: &Shared) -> Gsn {
     let engine = &shared.engine;
     let last = engine.last_gsn();
@@ -606,6 +618,24 @@ mod tests {
         assert!(out.starts_with("+OK\r\n$1\r\nv\r\n"), "{out}");
         assert!(out.contains(misconf), "{out}");
         assert!(out.ends_with("*2\r\n:0\r\n:0\r\n"), "{out}");
+        assert!(!c.is_holding());
+    }
+
+    #[test]
+    fn once_writes_are_refused_held_reads_go_as_they_are() {
+        let (mut c, _peer) = connection();
+        let now = Instant::now();
+        c.push_as(&Reply::bulk("r"), 4, HeldKind::Read);
+        c.push(&Reply::ok(), 5, true);
+        c.push_as(&Reply::bulk("s"), 5, HeldKind::Read);
+        assert!(!c.release(3, None, now));
+        assert!(c.release(4, None, now));
+        assert_eq!(sendable(&c), b"$1\r\nr\r\n");
+        // Writes refused: the write becomes MISCONF, the read behind it is sent as it was.
+        assert!(c.release(4, Some("write failed"), now));
+        let out = String::from_utf8(sendable(&c).to_vec()).unwrap();
+        let misconf = "-MISCONF Errors writing to the AOF file: write failed; reads still work.";
+        assert_eq!(out, format!("$1\r\nr\r\n{misconf}\r\n$1\r\ns\r\n"));
         assert!(!c.is_holding());
     }
 

@@ -29,6 +29,29 @@ fn send(s: &mut TcpStream, args: &[&str]) {
     s.write_all(buf.as_bytes()).unwrap();
 }
 
+/// A client connection to `server`, reads bounded by 30 s.
+fn connect_to(server: &Server) -> TcpStream {
+    let c = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c
+}
+
+/// SETs `key` until the server takes it (MISCONF meanwhile): the engine retries a write the
+/// full disk refused once a second. Panics after 20 s.
+fn set_once_writes_resume(c: &mut TcpStream, key: &str, value: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        send(c, &["SET", key, value]);
+        let reply = line(c);
+        if reply == "+OK\r\n" {
+            return;
+        }
+        assert!(reply.starts_with("-MISCONF "), "{reply}");
+        assert!(std::time::Instant::now() < deadline, "writes still refused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A server config with its data in `tmp` and `appendfsync` `mode`.
 fn config(tmp: &tempfile::TempDir, mode: &str) -> Config {
     let dir = tmp.path().join("data");
@@ -50,8 +73,7 @@ fn a_failed_fsync_turns_held_replies_into_misconf() {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(&tmp, "always");
     let server = Server::start(config).unwrap();
-    let mut c = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut c = connect_to(&server);
     send(&mut c, &["SET", "before", "1"]);
     assert_eq!(line(&mut c), "+OK\r\n");
 
@@ -100,8 +122,7 @@ fn a_full_disk_refuses_writes_until_space_returns() {
     let tmp = tempfile::tempdir().unwrap();
     let config = config(&tmp, "everysec");
     let server = Server::start(config.clone()).unwrap();
-    let mut c = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut c = connect_to(&server);
     send(&mut c, &["SET", "before", "1"]);
     assert_eq!(line(&mut c), "+OK\r\n");
     send(&mut c, &["SAVE"]);
@@ -131,17 +152,7 @@ fn a_full_disk_refuses_writes_until_space_returns() {
 
     // Space returns: the engine's retry (once a second) lets writes in again.
     server.set_disk_full(false);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        send(&mut c, &["SET", "after", "4"]);
-        let reply = line(&mut c);
-        if reply == "+OK\r\n" {
-            break;
-        }
-        assert!(reply.starts_with("-MISCONF "), "{reply}");
-        assert!(std::time::Instant::now() < deadline, "writes still refused");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    set_once_writes_resume(&mut c, "after", "4");
     assert_eq!(
         info_field(&mut c, "persistence", "aof_last_write_status"),
         "ok"
@@ -151,14 +162,52 @@ fn a_full_disk_refuses_writes_until_space_returns() {
 
     // The write acknowledged while the disk was full was kept; the refused one was not.
     let server = Server::start(config).unwrap();
-    let mut c = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut c = connect_to(&server);
     send(&mut c, &["MGET", "before", "pending", "refused", "after"]);
     let got: Vec<String> = (0..8).map(|_| line(&mut c)).collect();
     assert_eq!(
         got.concat(),
         "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n$1\r\n4\r\n"
     );
+    drop(c);
+    server.shutdown().unwrap();
+}
+
+/// Under `always`, the reply of a write whose sync round met the full disk is a MISCONF
+/// that says what happened: the write is applied, and durable only once a retry succeeds.
+/// New writes are refused before they run, reads go on, and once space returns the applied
+/// write is written and survives a restart; the refused one does not exist.
+#[test]
+fn under_always_a_write_that_met_the_full_disk_is_kept_for_the_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(&tmp, "always");
+    let server = Server::start(config.clone()).unwrap();
+    let (mut c1, mut c2) = (connect_to(&server), connect_to(&server));
+    server.set_disk_full(true);
+    send(&mut c1, &["SET", "applied", "1"]);
+    let reply = line(&mut c1);
+    assert!(reply.starts_with("-MISCONF "), "{reply}");
+    assert!(reply.contains("No space left on device"), "{reply}");
+    assert!(
+        reply.contains("a write already applied is durable only then"),
+        "{reply}"
+    );
+    send(&mut c2, &["SET", "refused", "2"]);
+    assert!(line(&mut c2).starts_with("-MISCONF "));
+    send(&mut c2, &["GET", "applied"]);
+    assert_eq!(line(&mut c2), "$1\r\n");
+    assert_eq!(line(&mut c2), "1\r\n");
+
+    server.set_disk_full(false);
+    set_once_writes_resume(&mut c2, "after", "3");
+    drop((c1, c2));
+    server.shutdown().unwrap();
+
+    let server = Server::start(config).unwrap();
+    let mut c = connect_to(&server);
+    send(&mut c, &["MGET", "applied", "refused", "after"]);
+    let got: Vec<String> = (0..6).map(|_| line(&mut c)).collect();
+    assert_eq!(got.concat(), "*3\r\n$1\r\n1\r\n$-1\r\n$1\r\n3\r\n");
     drop(c);
     server.shutdown().unwrap();
 }

@@ -139,7 +139,8 @@ impl Failure {
     pub(crate) fn describe(&self) -> String {
         if self.retry {
             format!(
-                "{}; writes are refused until a retry succeeds (once a second)",
+                "{}; writes are refused until a retry succeeds (once a second), and a write \
+                 already applied is durable only then",
                 self.msg
             )
         } else {
@@ -231,7 +232,9 @@ impl Inner {
         if !self.stalled() || log.active.enc.is_some() || log.write_out(self).is_err() {
             return false;
         }
-        drop(log);
+        // Cleared under the log lock: a writer that appended during the stall decided, under
+        // that lock, whether its record stays (see `Log::append`); none may see the stall
+        // gone before its buffer is written.
         let mut f = self.failure.lock();
         if !f.as_ref().is_some_and(|f| f.retry) {
             return false;
@@ -240,6 +243,8 @@ impl Inner {
             "was" => f.as_ref().map(|f| f.msg.as_str()).unwrap_or_default());
         *f = None;
         self.failed.store(false, Ordering::Release);
+        drop(f);
+        drop(log);
         true
     }
 
@@ -1489,14 +1494,19 @@ impl Engine {
             None => (0..inner.databases).collect(),
         };
         // A FixedStore database's flush is its zeroed slots, not the marker: zero them first,
-        // so the zeroing is complete before the marker's GSN exists (see `zero_slots`).
+        // so the zeroing is complete before the marker's GSN exists (see `zero_slots`). Once
+        // slots are zeroed the marker must not fail (the flush would be refused in memory and
+        // done on disk), so the log makes room for it first.
+        let mut log = inner.log_quiet();
+        log.make_room(inner)?;
         for &d in &dbs {
             if let Some(t) = inner.const_tree(d) {
                 t.zero_slots()?;
             }
         }
         // Every shard lock is held: no write can slip between the marker and the clearing.
-        let (file, _, gsn) = inner.log_quiet().append(inner, &h, b"", b"")?;
+        let (file, _, gsn) = log.append(inner, &h, b"", b"")?;
+        drop(log);
         inner.add_dead(file, h.record_len() as u64);
         let mut guard = epoch::pin();
         for si in 0..locks.len() {

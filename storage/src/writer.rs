@@ -193,6 +193,17 @@ impl Log {
         Ok(at)
     }
 
+    /// Makes the next append of a record smaller than the write buffer only encode it
+    /// (no rotation, no write to the OS, so it cannot fail): rotates the log if that is due,
+    /// else writes the buffer out.
+    pub(crate) fn make_room(&mut self, inner: &Inner) -> Result<()> {
+        if self.must_rotate(inner) {
+            self.rotate(inner)
+        } else {
+            self.flush(inner)
+        }
+    }
+
     /// Whether the next append rotates the active log.
     fn must_rotate(&self, inner: &Inner) -> bool {
         let end = self.buf_start + self.buf.len() as u64;
@@ -460,7 +471,7 @@ impl Log {
                     self.prealloc_short = false;
                     return;
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
                     // Not for good: the next step tries again, once space is freed.
                     if !self.prealloc_short {
                         slog::warn!(inner.logger, "the disk is nearly full: cannot preallocate the log";

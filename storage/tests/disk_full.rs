@@ -166,8 +166,9 @@ fn closing_on_a_full_disk_reports_it() {
     e.close().unwrap();
 }
 
-/// A failed fsync is not a stall: freeing space changes nothing, and close still reports
-/// the failure (a retried fsync could report success for data that never reached the disk).
+/// A failed fsync is not a stall: it is final, and the retry `close` makes does not clear
+/// it (a retried fsync could report success for data that never
+/// reached the disk).
 #[test]
 fn an_fsync_failure_is_not_cleared_by_a_retry() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,10 +182,52 @@ fn an_fsync_failure_is_not_cleared_by_a_retry() {
         failure.contains("until the server is restarted"),
         "{failure}"
     );
-    e.set_disk_full(false);
     assert!(e.set(0, b"b", b"2", SetOptions::default()).is_err());
     assert!(e.durable_gsn() < g);
     assert!(e.close().is_err(), "close must report the failed fsync");
+}
+
+/// FLUSHDB of a FixedStore database zeroes its slots before its marker goes to the log. If
+/// the log could not take the marker (its buffer must be written out first, and the disk is
+/// full), the flush must fail before any slot is zeroed: refused in memory, it must not
+/// happen on disk once a later round syncs the slot files.
+#[test]
+fn a_flush_the_full_disk_refuses_zeroes_no_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        databases: 2,
+        trees: vec![(
+            1,
+            TreeConfig::Const {
+                value_size: 8,
+                backend: BackendKind::Fixed,
+            },
+        )],
+        ..cfg(SyncMode::EverySec)
+    };
+    let e = Engine::open(dir.path(), cfg.clone()).unwrap();
+    let sig = Signal::hooked(&e);
+    for i in 0..10 {
+        e.set(1, &key(i), b"12345678", SetOptions::default())
+            .unwrap();
+    }
+    e.sync_all().unwrap();
+    // A record that leaves the 4096-byte buffer 18 bytes short of full (32-byte header, key
+    // and value), so the 32-byte marker's append would have to write the buffer out.
+    let big = vec![b'v'; 4096 - 18 - 32 - key(0).len()];
+    e.set(0, &key(0), &big, SetOptions::default()).unwrap();
+    e.set_disk_full(true);
+    assert!(matches!(e.flush(Some(1)), Err(Error::WritesRefused(_))));
+    assert_eq!(e.len(1), 10);
+
+    e.set_disk_full(false);
+    sig.wait_until("writes to be accepted again", || !e.writes_refused());
+    e.sync_all().unwrap();
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), cfg).unwrap();
+    assert_eq!(e.len(1), 10, "the refused FLUSHDB emptied the slot files");
+    assert_eq!(e.get(0, &key(0)).unwrap().unwrap(), big);
+    e.close().unwrap();
 }
 
 /// A record larger than the buffer is written to the OS as soon as it is appended. If that
