@@ -293,7 +293,7 @@ impl Connection {
                 && let Err(e) = self.decode_batch(shared)
             {
                 let reply = Reply::Error(e.to_string().into());
-                self.push(&reply, 0, false);
+                self.push(&reply, 0, HeldKind::Reply);
                 self.input.clear();
                 self.closing = true;
                 slog::debug!(shared.log, "Protocol error from client";
@@ -329,10 +329,10 @@ impl Connection {
             };
             match after {
                 After::Nothing => {
-                    self.push_as(&reply, hold_gsn, kind);
+                    self.push(&reply, hold_gsn, kind);
                 }
                 After::Close => {
-                    self.push_as(&reply, hold_gsn, kind);
+                    self.push(&reply, hold_gsn, kind);
                     self.closing = true;
                 }
                 After::Shutdown => {
@@ -409,15 +409,9 @@ impl Connection {
         });
     }
 
-    /// Encodes a reply at the end of the output; held when it is an unsynced write under
-    /// `always` or when something before it is held.
-    fn push(&mut self, reply: &Reply, gsn: Gsn, hold: bool) {
-        self.push_as(reply, if hold { gsn } else { 0 }, HeldKind::Reply);
-    }
-
-    /// Encodes a reply at the end of the output, held as `kind` until `gsn` is durable (0:
-    /// not held itself, only behind whatever before it is).
-    fn push_as(&mut self, reply: &Reply, gsn: Gsn, kind: HeldKind) {
+    /// Encodes a reply at the end of the output, held as `kind` until `gsn` is durable
+    /// under `always` (0: not held itself, only behind whatever before it is held).
+    fn push(&mut self, reply: &Reply, gsn: Gsn, kind: HeldKind) {
         let start = self.output.len();
         encode(reply, self.client.version, &mut self.output);
         let len = self.output.len() - start;
@@ -590,10 +584,10 @@ mod tests {
     fn replies_behind_a_held_write_wait_for_it() {
         let (mut c, _peer) = connection();
         let now = Instant::now();
-        c.push(&Reply::Integer(0), 0, false);
-        c.push(&Reply::ok(), 5, true);
-        c.push(&Reply::Integer(1), 0, false);
-        c.push(&Reply::ok(), 9, true);
+        c.push(&Reply::Integer(0), 0, HeldKind::Reply);
+        c.push(&Reply::ok(), 5, HeldKind::Reply);
+        c.push(&Reply::Integer(1), 0, HeldKind::Reply);
+        c.push(&Reply::ok(), 9, HeldKind::Reply);
         assert_eq!(sendable(&c), b":0\r\n");
         assert!(!c.release(4, None, now));
         assert!(c.release(5, None, now));
@@ -608,9 +602,9 @@ mod tests {
     fn a_sync_failure_turns_held_writes_into_misconf_errors() {
         let (mut c, _peer) = connection();
         let now = Instant::now();
-        c.push(&Reply::ok(), 3, true);
-        c.push(&Reply::bulk("v"), 0, false);
-        c.push(&Reply::Integer(7), 6, true);
+        c.push(&Reply::ok(), 3, HeldKind::Reply);
+        c.push(&Reply::bulk("v"), 0, HeldKind::Reply);
+        c.push(&Reply::Integer(7), 6, HeldKind::Reply);
         c.push_waitaof(6, None);
         assert!(c.release(3, Some("fsync failed on 000.log: EIO"), now));
         let out = String::from_utf8(sendable(&c).to_vec()).unwrap();
@@ -625,9 +619,9 @@ mod tests {
     fn once_writes_are_refused_held_reads_go_as_they_are() {
         let (mut c, _peer) = connection();
         let now = Instant::now();
-        c.push_as(&Reply::bulk("r"), 4, HeldKind::Read);
-        c.push(&Reply::ok(), 5, true);
-        c.push_as(&Reply::bulk("s"), 5, HeldKind::Read);
+        c.push(&Reply::bulk("r"), 4, HeldKind::Read);
+        c.push(&Reply::ok(), 5, HeldKind::Reply);
+        c.push(&Reply::bulk("s"), 5, HeldKind::Read);
         assert!(!c.release(3, None, now));
         assert!(c.release(4, None, now));
         assert_eq!(sendable(&c), b"$1\r\nr\r\n");
@@ -644,7 +638,7 @@ mod tests {
         let (mut c, _peer) = connection();
         let now = Instant::now();
         c.push_waitaof(10, Some(now));
-        c.push(&Reply::simple("PONG"), 0, false);
+        c.push(&Reply::simple("PONG"), 0, HeldKind::Reply);
         assert!(c.release(5, None, now));
         assert_eq!(sendable(&c), b"*2\r\n:0\r\n:0\r\n+PONG\r\n");
         c.push_waitaof(10, None);

@@ -184,19 +184,10 @@ impl Inner {
     }
 
     /// Records a failure only a restart clears (an fsync failed, or a file's tail is unknown):
-    /// writes are refused from now on, waiters are told. Returns the error to hand back.
+    /// writes are refused from now on, waiters are told. It replaces a stall. Returns the
+    /// error to hand back.
     pub(crate) fn fail(&self, msg: String) -> Error {
-        let failure = {
-            let mut f = self.failure.lock();
-            if f.as_ref().is_none_or(|f| f.retry) {
-                slog::crit!(self.logger, "{msg}; refusing writes until restart");
-                *f = Some(Failure { msg, retry: false });
-            }
-            self.failed.store(true, Ordering::Release);
-            f.as_ref().map(Failure::describe).unwrap_or_default()
-        };
-        self.wake_sync_thread();
-        Error::WritesRefused(failure)
+        self.refuse(Failure { msg, retry: false })
     }
 
     /// Records a write the OS refused (a full disk, a quota) whose bytes are still in the
@@ -204,16 +195,33 @@ impl Inner {
     /// writes the buffer again once a second (`retry_stalled`) until it succeeds. A failure
     /// already recorded stays. Returns the error to hand back.
     pub(crate) fn stall(&self, msg: String) -> Error {
+        self.refuse(Failure { msg, retry: true })
+    }
+
+    /// `fail` and `stall`: records `new` unless a failure at least as final is recorded.
+    fn refuse(&self, new: Failure) -> Error {
         let failure = {
             let mut f = self.failure.lock();
-            if f.is_none() {
-                slog::error!(self.logger, "{msg}; refusing writes until a retry succeeds");
-                *f = Some(Failure { msg, retry: true });
+            if f.as_ref().is_none_or(|old| old.retry && !new.retry) {
+                if new.retry {
+                    slog::error!(
+                        self.logger,
+                        "{}; refusing writes until a retry succeeds",
+                        new.msg
+                    );
+                } else {
+                    slog::crit!(self.logger, "{}; refusing writes until restart", new.msg);
+                }
+                *f = Some(new);
             }
             self.failed.store(true, Ordering::Release);
             f.as_ref().map(Failure::describe).unwrap_or_default()
         };
-        self.wake_sync_thread();
+        // The sync thread tells the waiters (calls the hooks) outside every lock: this can
+        // run under a shard lock or the sync-round lock.
+        if let Some(t) = self.sync_thread.get() {
+            t.unpark();
+        }
         Error::WritesRefused(failure)
     }
 
@@ -246,14 +254,6 @@ impl Inner {
         drop(f);
         drop(log);
         true
-    }
-
-    /// The sync thread tells the waiters of a failure (calls the hooks) outside every lock:
-    /// `fail` and `stall` can run under a shard lock or the sync-round lock.
-    fn wake_sync_thread(&self) {
-        if let Some(t) = self.sync_thread.get() {
-            t.unpark();
-        }
     }
 
     /// The log lock, once no pages are being sealed without it (`Log::sealing`): for

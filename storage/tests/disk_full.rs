@@ -47,6 +47,13 @@ fn write_until_refused(e: &Engine) -> (Vec<usize>, usize, String) {
     panic!("1000 writes acknowledged on a full disk");
 }
 
+/// Ends the full disk and waits for the engine's retry to accept writes again.
+fn free_the_disk(e: &Engine, sig: &Signal) {
+    e.set_disk_full(false);
+    sig.wait_until("writes to be accepted again", || e.sync_failure().is_none());
+    assert!(!e.writes_refused());
+}
+
 fn full_disk_stalls_then_resumes(mode: SyncMode) {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), cfg(mode)).unwrap();
@@ -80,9 +87,7 @@ fn full_disk_stalls_then_resumes(mode: SyncMode) {
     assert_eq!(e.get(0, &key(refused)).unwrap(), None);
 
     // Space returns: the sync thread's retry writes the buffer and writes go on.
-    e.set_disk_full(false);
-    sig.wait_until("writes to be accepted again", || e.sync_failure().is_none());
-    assert!(!e.writes_refused());
+    free_the_disk(&e, &sig);
     e.set(0, b"after", b"2", SetOptions::default()).unwrap();
     e.close().unwrap();
 
@@ -167,8 +172,7 @@ fn closing_on_a_full_disk_reports_it() {
 }
 
 /// A failed fsync is not a stall: it is final, and the retry `close` makes does not clear
-/// it (a retried fsync could report success for data that never
-/// reached the disk).
+/// it (a retried fsync could report success for data that never reached the disk).
 #[test]
 fn an_fsync_failure_is_not_cleared_by_a_retry() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,8 +224,7 @@ fn a_flush_the_full_disk_refuses_zeroes_no_slot() {
     assert!(matches!(e.flush(Some(1)), Err(Error::WritesRefused(_))));
     assert_eq!(e.len(1), 10);
 
-    e.set_disk_full(false);
-    sig.wait_until("writes to be accepted again", || !e.writes_refused());
+    free_the_disk(&e, &sig);
     e.sync_all().unwrap();
     e.close().unwrap();
     let e = Engine::open(dir.path(), cfg).unwrap();
@@ -248,8 +251,7 @@ fn a_write_whose_own_write_out_stalls_is_kept() {
     assert_eq!(e.get(0, b"big").unwrap().unwrap(), big);
     assert!(e.set(0, b"small", b"1", SetOptions::default()).is_err());
 
-    e.set_disk_full(false);
-    sig.wait_until("writes to be accepted again", || !e.writes_refused());
+    free_the_disk(&e, &sig);
     e.close().unwrap();
     let e = Engine::open(dir.path(), cfg(SyncMode::EverySec)).unwrap();
     assert_eq!(e.get(0, b"big").unwrap().unwrap(), big);
